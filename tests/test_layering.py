@@ -1,0 +1,71 @@
+"""Imports flow one way: the layering rules of DEVELOPERS.md, checked by parsing every module's imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "src" / "rtmprune"
+
+# package -> our packages it must never import
+FORBIDDEN: dict[str, set[str]] = {
+    "keypoints": {"models", "data", "evaluation", "engine", "pruning", "deploy", "commands", "complexity"},
+    "models": {"data", "evaluation", "engine", "pruning", "deploy", "commands"},
+    "data": {"models", "engine", "pruning", "deploy", "commands", "evaluation"},
+    "evaluation": {"engine", "pruning", "deploy", "commands"},
+    "pruning": {"models", "data", "evaluation", "engine", "deploy", "commands"},
+    "complexity": {"models", "data", "evaluation", "engine", "pruning", "deploy", "commands"},
+}
+
+
+def _our_imports(source: str, where: tuple[str, ...]) -> set[str]:
+    """Top-level rtmprune subpackages imported by a file at rtmprune/<where...> (absolute or relative)."""
+    tree = ast.parse(source)
+    depth = len(where) - 1  # how deep below rtmprune/ the file sits
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = list(where[:-1])[: depth - node.level + 1]
+                module = ".".join(["rtmprune", *base, *(node.module.split(".") if node.module else [])])
+                names = [module] if node.module or base else [f"rtmprune.{a.name}" for a in node.names]
+            else:
+                names = [node.module or ""]
+                if node.module == "rtmprune":
+                    names = [f"rtmprune.{a.name}" for a in node.names]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "rtmprune" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+def _files_of(unit: str) -> list[Path]:
+    if (PACKAGE / unit).is_dir():
+        return sorted((PACKAGE / unit).rglob("*.py"))
+    return [PACKAGE / f"{unit}.py"]
+
+
+@pytest.mark.parametrize("unit", sorted(FORBIDDEN))
+def test_imports_flow_one_way(unit: str) -> None:
+    files = _files_of(unit)
+    assert files and all(f.exists() for f in files), f"rtmprune.{unit} is missing"
+    bad = {
+        f"{f.relative_to(PACKAGE)} imports rtmprune.{dep}"
+        for f in files
+        for dep in _our_imports(f.read_text(encoding="utf-8"), f.relative_to(PACKAGE).parts) & FORBIDDEN[unit]
+    }
+    assert not bad, sorted(bad)
+
+
+def test_checker_sees_relative_and_absolute_imports() -> None:
+    # Guard the guard: each import form must be resolved to the subpackage it reaches.
+    source = "from ..models import build_model\nimport rtmprune.engine.train\nfrom rtmprune import deploy\n"
+    assert _our_imports(source, ("pruning", "probe.py")) == {"models", "engine", "deploy"}
+    assert _our_imports("from . import masks\n", ("pruning", "probe.py")) == {"pruning"}

@@ -1,0 +1,5 @@
+"""RTMPose models (CSPNeXt + RTMCCHead) with MMPose's state-dict layout, and checkpoint I/O."""
+
+from rtmprune.models.rtmpose import RTMPose, build_model, list_models
+
+__all__ = ["RTMPose", "build_model", "list_models"]

@@ -78,8 +78,12 @@ def available_providers(requested: Sequence[str] | None = None) -> list[str]:
 
     present = set(ort.get_available_providers())
     if requested:
-        aliases = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider", "trt": "TensorrtExecutionProvider",
-                   "tensorrt": "TensorrtExecutionProvider"}
+        aliases = {
+            "cpu": "CPUExecutionProvider",
+            "cuda": "CUDAExecutionProvider",
+            "trt": "TensorrtExecutionProvider",
+            "tensorrt": "TensorrtExecutionProvider",
+        }
         wanted = [aliases.get(p.lower(), p) for p in requested]
         return [p for p in wanted if p in present]
     return [p for p in _PROVIDER_ORDER if p in present]

@@ -1,11 +1,11 @@
-"""Export a (pruned) RTMPose to ONNX, check it against torch with ONNX Runtime, and describe it in a JSON file.
+"""Export a (pruned) RTMPose to ONNX, check it against torch with ONNX Runtime, describe it in a JSON file.
 
-Exporter choice (torch 2.13): the TorchScript exporter (``dynamo=False``) is the default here. On RTMPose it
-exports in well under a second, writes exactly the requested opset (17..20), and handles a dynamic batch through
-``dynamic_axes``. The dynamo exporter (the torch default) takes ~15x longer, has no opset-17 implementation (it
-writes opset 18 and its down-conversion to 17 fails with a traceback on the ScaleNorm ``ReduceL2``), and prints
-progress noise. ``exporter="auto"`` therefore tries TorchScript first and falls back to dynamo (opset >= 18)
-only if TorchScript is missing or fails, so a future torch that drops it still exports.
+Exporter choice (torch 2.13): the TorchScript exporter (``dynamo=False``) is the default here. On RTMPose
+it exports in well under a second, writes exactly the requested opset (17..20), and handles a dynamic batch
+through ``dynamic_axes``. The dynamo exporter (the torch default) takes ~15x longer, has no opset-17
+implementation (it writes opset 18, and its down-conversion to 17 fails with a traceback on the ScaleNorm
+``ReduceL2``), and prints progress noise. ``exporter="auto"`` therefore tries TorchScript first and falls
+back to dynamo (opset >= 18) only if TorchScript is missing or fails, so a future torch still exports.
 
 The graph has one input ``input`` [N, 3, H, W] (normalised RGB) and two outputs ``simcc_x`` [N, K, W*r] and
 ``simcc_y`` [N, K, H*r]; N is symbolic when ``dynamic_batch``. Facts that inference needs and that the graph
@@ -145,7 +145,10 @@ def export_onnx(
 
 
 def check_onnx(
-    path: str | os.PathLike, model: nn.Module, inputs: torch.Tensor | np.ndarray, tolerance: float | None = None
+    path: str | os.PathLike,
+    model: nn.Module,
+    inputs: torch.Tensor | np.ndarray,
+    tolerance: float | None = None,
 ) -> float:
     """Run ``inputs`` through ONNX Runtime (CPU) and through ``model``; return max |Δ| over both outputs.
 

@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 RESULTS_FILE = "results.json"
-# The seed's table: COCO metrics, then compute. FLOPs in G(MACs), params in M, as MMRazor's README prints them.
+# The seed's table: COCO metrics, then compute; FLOPs in G(MACs), params in M, as MMRazor's README prints.
 METRIC_COLUMNS = ("AP", "AP50", "AP75", "AR", "AR50")
 _MMRAZOR_KEY = re.compile(r"^(?P<name>.+)_\((?P<start>\d+), (?P<end>\d+)\)_(?P<channels>\d+)$")
 
@@ -144,7 +144,9 @@ def unit_widths(subnet: dict[str, Any] | str | os.PathLike) -> list[tuple[str, i
     for key, value in flat.items():
         match = _MMRAZOR_KEY.match(key)
         if match is None:
-            raise RtmpruneError(f"subnet key {key!r} has no full width: expected rtmprune.subnet/1 or '_(0, C)_C'")
+            raise RtmpruneError(
+                f"subnet key {key!r} has no full width: expected rtmprune.subnet/1 or '_(0, C)_C'"
+            )
         rows.append((match["name"], int(match["channels"]), int(value)))
     return rows
 
@@ -205,7 +207,9 @@ def plot_unit_widths(
     ax.bar(positions, [r[2] for r in rows], color="tab:blue", width=0.6, label="after")
     if divisor and divisor > 1:
         padded = [max(divisor, math.ceil(r[2] / divisor) * divisor) for r in rows]
-        ax.scatter(positions, padded, marker="_", s=120, color="tab:red", label=f"padded to ÷{divisor}", zorder=3)
+        ax.scatter(
+            positions, padded, marker="_", s=120, color="tab:red", label=f"padded to ÷{divisor}", zorder=3
+        )
     ax.set_xticks(positions, [_short(r[0]) for r in rows], rotation=75, ha="right", fontsize=7)
     ax.set_ylabel("channels")
     kept = sum(r[2] for r in rows)

@@ -110,7 +110,8 @@ def export_onnx(
 
     ``input_shape`` is NCHW; with ``dynamic_batch`` its N is only the tracing batch. ``exporter`` is
     ``"auto"``, ``"torchscript"`` or ``"dynamo"``. ``properties`` (JSON-able) are stored in the ONNX
-    ``metadata_props`` under ``"rtmprune"``.
+    ``metadata_props`` under ``"rtmprune"``, always with ``num_keypoints`` and ``input_size`` (w, h): the
+    exporter leaves the output's K dimension unnamed when the batch is dynamic.
     """
     if opset < 17:
         raise RtmpruneError(f"ONNX opset {opset} is not supported: use 17 or newer")
@@ -124,6 +125,11 @@ def export_onnx(
     dummy = torch.randn(*input_shape)
     use_torchscript = exporter in ("auto", "torchscript") and opset <= _TORCHSCRIPT_MAX_OPSET
 
+    with torch.no_grad():
+        simcc_x, _ = model(dummy)
+    props = {"num_keypoints": int(simcc_x.shape[1]), "input_size": [int(input_shape[3]), int(input_shape[2])]}
+    props.update(properties or {})
+
     def write(tmp: str) -> None:
         if use_torchscript:
             try:
@@ -134,8 +140,7 @@ def export_onnx(
                 _export_dynamo(model, dummy, tmp, opset, dynamic_batch)
         else:
             _export_dynamo(model, dummy, tmp, opset, dynamic_batch)
-        if properties:
-            _add_metadata_props(tmp, properties)
+        _add_metadata_props(tmp, props)
 
     try:
         with torch.no_grad():

@@ -67,7 +67,11 @@ class OnnxPoseModel:
         boxes = np.asarray(bboxes_xywh, dtype=np.float32).reshape(-1, 4)
         if len(boxes) == 0:
             k = self.session.get_outputs()[0].shape[1]
-            k = k if isinstance(k, int) else 0
+            if not isinstance(k, int):  # a symbolic K: ask the metadata, else the network itself
+                k = self.metadata.get("num_keypoints")
+                if k is None:
+                    k = self.forward(np.zeros((1, 3, self.input_size[1], self.input_size[0]), np.float32))[0]
+                    k = k.shape[1]
             return np.zeros((0, k, 2), np.float32), np.zeros((0, k), np.float32)
         batch, centers, scales = preprocess(image_bgr, boxes, self.input_size)
         simcc_x, simcc_y = self.forward(batch)

@@ -20,8 +20,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num-train", type=int, default=400, help="number of training images (default 400)")
     parser.add_argument("--num-val", type=int, default=100, help="number of validation images (default 100)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    parser.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), default=(256, 256),
-                        help="image width and height in pixels (default 256 256)")
+    parser.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        metavar=("W", "H"),
+        default=(256, 256),
+        help="image width and height in pixels (default 256 256)",
+    )
     parser.add_argument("--format", choices=("jpg", "png"), default="jpg", help="image file format")
 
 
@@ -29,8 +35,9 @@ def run(args: argparse.Namespace) -> int:
     from rtmprune.data.synthetic import generate_synthetic_dataset
 
     start = time.perf_counter()
-    paths = generate_synthetic_dataset(args.out, args.num_train, args.num_val, args.seed,
-                                       size=tuple(args.size), image_format=args.format)
+    paths = generate_synthetic_dataset(
+        args.out, args.num_train, args.num_val, args.seed, size=tuple(args.size), image_format=args.format
+    )
     counts = {}
     for split, ann in (("train", paths.train_ann), ("val", paths.val_ann)):
         with open(ann, encoding="utf-8") as f:

@@ -153,8 +153,16 @@ def _transform(points: np.ndarray, angle: float, origin: np.ndarray) -> np.ndarr
     return points @ rot.T + origin
 
 
-def _draw_person(img: np.ndarray, ids: np.ndarray, pid: int, kp: np.ndarray, parts: dict, angle: float,
-                 origin: np.ndarray, rng: np.random.Generator) -> None:
+def _draw_person(
+    img: np.ndarray,
+    ids: np.ndarray,
+    pid: int,
+    kp: np.ndarray,
+    parts: dict,
+    angle: float,
+    origin: np.ndarray,
+    rng: np.random.Generator,
+) -> None:
     """Draw one figure into ``img`` and its silhouette (value ``pid``) into the id map ``ids``."""
     u = parts["u"]
     p = kp  # already in image coordinates
@@ -287,8 +295,13 @@ def render_image(rng: np.random.Generator, width: int, height: int) -> tuple[np.
             kps[k] = (round(float(kx), 2), round(float(ky), 2), vis)
         if (kps[:, 2] > 0).sum() == 0:
             continue
-        anns.append({"keypoints": kps, "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
-                     "area": float(sil.sum())})
+        anns.append(
+            {
+                "keypoints": kps,
+                "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
+                "area": float(sil.sum()),
+            }
+        )
     return img, anns
 
 
@@ -323,8 +336,15 @@ def _write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, write)
 
 
-def _split(rng: np.random.Generator, out: Path, split: str, count: int, size: tuple[int, int],
-           start_ann_id: int, ext: str) -> tuple[dict, int]:
+def _split(
+    rng: np.random.Generator,
+    out: Path,
+    split: str,
+    count: int,
+    size: tuple[int, int],
+    start_ann_id: int,
+    ext: str,
+) -> tuple[dict, int]:
     width, height = size
     img_dir = out / "images" / split
     img_dir.mkdir(parents=True, exist_ok=True)
@@ -342,26 +362,45 @@ def _split(rng: np.random.Generator, out: Path, split: str, count: int, size: tu
         images.append({"id": image_id, "file_name": name, "width": width, "height": height})
         for a in anns:
             kps = a["keypoints"]
-            annotations.append({
-                "id": ann_id, "image_id": image_id, "category_id": 1, "iscrowd": 0,
-                "bbox": [round(v, 2) for v in a["bbox"]], "area": round(a["area"], 2),
-                "keypoints": [float(v) if j % 3 < 2 else int(v) for j, v in enumerate(kps.reshape(-1))],
-                "num_keypoints": int((kps[:, 2] > 0).sum()),
-            })
+            annotations.append(
+                {
+                    "id": ann_id,
+                    "image_id": image_id,
+                    "category_id": 1,
+                    "iscrowd": 0,
+                    "bbox": [round(v, 2) for v in a["bbox"]],
+                    "area": round(a["area"], 2),
+                    "keypoints": [float(v) if j % 3 < 2 else int(v) for j, v in enumerate(kps.reshape(-1))],
+                    "num_keypoints": int((kps[:, 2] > 0).sum()),
+                }
+            )
             ann_id += 1
     coco = {
         "info": {"description": "rtmprune synthetic people", "version": "1.0"},
         "licenses": [],
         "images": images,
         "annotations": annotations,
-        "categories": [{"id": 1, "name": "person", "supercategory": "person",
-                        "keypoints": list(KEYPOINT_NAMES), "skeleton": [list(s) for s in SKELETON]}],
+        "categories": [
+            {
+                "id": 1,
+                "name": "person",
+                "supercategory": "person",
+                "keypoints": list(KEYPOINT_NAMES),
+                "skeleton": [list(s) for s in SKELETON],
+            }
+        ],
     }
     return coco, ann_id
 
 
-def generate_synthetic_dataset(out_dir: str | os.PathLike, num_train: int, num_val: int, seed: int = 0,
-                               size: tuple[int, int] = (256, 256), image_format: str = "jpg") -> SyntheticPaths:
+def generate_synthetic_dataset(
+    out_dir: str | os.PathLike,
+    num_train: int,
+    num_val: int,
+    seed: int = 0,
+    size: tuple[int, int] = (256, 256),
+    image_format: str = "jpg",
+) -> SyntheticPaths:
     """Write a synthetic COCO keypoint set to ``out_dir``; the same seed gives byte-identical annotations.
 
     ``size`` is (width, height) of every image. Train and val use independent random streams, so
@@ -381,8 +420,13 @@ def generate_synthetic_dataset(out_dir: str | os.PathLike, num_train: int, num_v
     train, next_id = _split(train_rng, out, "train", int(num_train), (width, height), 1, ext)
     # Val ids start far away from train ids so the two sets never share annotation ids.
     val, _ = _split(val_rng, out, "val", int(num_val), (width, height), 10_000_000, ext)
-    paths = SyntheticPaths(out, out / "annotations" / "train.json", out / "annotations" / "val.json",
-                           out / "images" / "train", out / "images" / "val")
+    paths = SyntheticPaths(
+        out,
+        out / "annotations" / "train.json",
+        out / "annotations" / "val.json",
+        out / "images" / "train",
+        out / "images" / "val",
+    )
     atomic_write_json(paths.train_ann, train, indent=None)
     atomic_write_json(paths.val_ann, val, indent=None)
     return paths

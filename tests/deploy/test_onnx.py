@@ -22,9 +22,9 @@ from rtmprune.models import build_model
 
 
 @pytest.fixture(scope="module")
-def tiny_t():
+def tiny_t(randomize):
     torch.manual_seed(0)
-    return build_model("rtmpose-t", input_size=(64, 96)).eval()
+    return randomize(build_model("rtmpose-t", input_size=(64, 96)))
 
 
 def test_export_opset_dynamic_batch_and_parity(tiny_t, tmp_path):

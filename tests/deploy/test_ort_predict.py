@@ -16,9 +16,9 @@ from rtmprune.models import build_model
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, randomize):
     torch.manual_seed(0)
-    model = build_model("rtmpose-t", input_size=(64, 96)).eval()
+    model = randomize(build_model("rtmpose-t", input_size=(64, 96)))
     path = export_onnx(model, tmp_path_factory.mktemp("ort") / "t.onnx", (1, 3, 96, 64))
     return model, path
 

@@ -230,3 +230,31 @@ def test_loader_reproducible_and_stage_switch():
     switch_pipeline(loader, build_pipeline("train2", input_size=(48, 64)))
     assert loader.dataset.pipeline.stage == "train2"
     assert next(iter(loader))["inputs"].shape == (4, 3, 64, 48)
+
+
+def test_switch_reaches_persistent_workers():
+    spec = {"ann_file": "coco/test_coco.json", "img_dir": "coco"}
+    ds = build_dataset(spec, data_root=SAMPLES, stage="val", input_size=(48, 64))
+    loader = build_dataloader(ds, batch_size=12, num_workers=1, persistent_workers=True)
+    assert "target_x" not in next(iter(loader))  # val pipeline: no targets
+    switch_pipeline(loader, build_pipeline("train2", input_size=(48, 64)))
+    assert next(iter(loader))["target_x"].shape == (12, 17, 96)  # the worker runs the new pipeline
+
+
+def test_shard_sampler_and_distributed_loader(tmp_path):
+    import torch.distributed as dist
+
+    from rtmprune.data.loader import ShardSampler
+
+    ds = list(range(10))
+    shards = [list(ShardSampler(ds, r, 3)) for r in range(3)]
+    assert sorted(sum(shards, [])) == ds and [len(s) for s in shards] == [4, 3, 3]  # no padding
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        cds = build_dataset({"ann_file": "coco/test_coco.json", "img_dir": "coco"}, data_root=SAMPLES)
+        train = build_dataloader(cds, 4, shuffle=True, distributed=True, seed=1, drop_last=True)
+        assert type(train.sampler).__name__ == "DistributedSampler"
+        val = build_dataloader(cds, 4, shuffle=False, distributed=True)
+        assert isinstance(val.sampler, ShardSampler) and len(val.sampler) == 12
+    finally:
+        dist.destroy_process_group()

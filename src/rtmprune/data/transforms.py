@@ -154,7 +154,7 @@ class RandomBBoxTransform:
         scale_factor: tuple[float, float] = (0.5, 1.5),
         scale_prob: float = 1.0,
         rotate_factor: float = 80.0,
-        rotate_prob: float = 0.5,
+        rotate_prob: float = 0.6,
     ) -> None:
         self.shift_factor = shift_factor
         self.shift_prob = shift_prob

@@ -1,0 +1,226 @@
+"""`rtmprune bench`: ONNX Runtime latency of RTMPose-S, RTMPose-T and a pruned model at several divisors.
+
+All models are exported to ONNX in a temporary folder and timed in ONE process, interleaved (round-robin),
+so every ratio in the table compares models under the same machine load (see `rtmprune.deploy.latency`).
+Weights do not change the work a convolution does, but their magnitudes can (denormal floats are slow), so
+models without trained weights get random conv weights and BatchNorm statistics with O(1) activations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["HELP", "EXAMPLES", "add_arguments", "run"]
+
+HELP = "ONNX Runtime latency of RTMPose-S/T and a pruned model at divisors 1..32, interleaved in one process"
+EXAMPLES = """
+  rtmprune bench --checkpoint work_dirs/finetune/best.pth            # S, T, pruned at divisors 1..32
+  rtmprune bench --subnet work_dirs/prune/fix_subnet.json --divisors 1 8 16 --batch 1 --threads 2
+  rtmprune bench --mmrazor-subnet ../shared/fixtures/mmrazor/rtmpose-s_coco_fix_subnet.json --json
+  rtmprune bench --onnx mine=model.onnx --models rtmpose-t --out bench.jsonl
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoint", help="a pruned checkpoint (meta.subnet) or a prune-step flops_*.pth")
+    parser.add_argument("--subnet", help="a subnet JSON (ours or MMRazor's flat fix_subnet): structure only")
+    parser.add_argument("--arch", default="rtmpose-s", help="architecture of --subnet (default rtmpose-s)")
+    parser.add_argument(
+        "--divisors", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32], help="pad the pruned model to these"
+    )
+    parser.add_argument(
+        "--mmrazor-subnet", help="also time MMRazor's published structure, padded to its own divisor"
+    )
+    parser.add_argument(
+        "--models", nargs="*", default=["rtmpose-s", "rtmpose-t"], help="unpruned baselines (default S and T)"
+    )
+    parser.add_argument(
+        "--onnx", nargs="*", default=[], metavar="NAME=PATH", help="extra ONNX models to time"
+    )
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="batch sizes (default 1 32)")
+    parser.add_argument("--threads", type=int, default=2, help="intra-op threads per session (default 2)")
+    parser.add_argument("--runs", type=int, default=200, help="rounds at batch 1; fewer for large batches")
+    parser.add_argument("--warmup", type=int, default=10, help="warm-up rounds (default 10)")
+    parser.add_argument("--providers", nargs="*", help="cpu, cuda, tensorrt (default: CPU + GPU if present)")
+    parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"), default=(192, 256))
+    parser.add_argument("--no-alone-check", action="store_true", help="skip re-timing each model alone")
+    parser.add_argument("--out", help="append one JSON line per (model, provider, batch) here")
+    parser.add_argument("--keep-onnx", help="keep the exported models in this folder")
+    parser.add_argument("--json", action="store_true", help="print JSON lines instead of the table")
+
+
+def _runs_for(batch: int, runs: int) -> int:
+    """Fewer rounds at large batches (each is ~batch times longer), never below 15 for a stable p90."""
+    return max(15, int(runs / batch**0.5))
+
+
+def _randomize(model: Any, seed: int = 0) -> Any:
+    """O(1) activations without training: random conv weights (He) and BatchNorm statistics."""
+    import torch
+    from torch import nn
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.Conv2d):
+                fan_in = module.weight[0].numel()
+                module.weight.copy_(torch.randn(module.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
+            elif isinstance(module, nn.BatchNorm2d):
+                n = module.num_features
+                module.weight.copy_(0.5 + torch.rand(n, generator=gen))
+                module.bias.copy_(0.1 * torch.randn(n, generator=gen))
+                module.running_mean.copy_(0.1 * torch.randn(n, generator=gen))
+                module.running_var.copy_(0.5 + torch.rand(n, generator=gen))
+    return model.eval()
+
+
+def _collect_models(args: argparse.Namespace) -> list[tuple[str, Any, dict[str, Any]]]:
+    """(name, torch model, info) for every model to time; info has kind / divisor / arch."""
+    from rtmprune.errors import RtmpruneError
+    from rtmprune.models import build_model
+
+    size = tuple(args.input_size)
+    out: list[tuple[str, Any, dict[str, Any]]] = []
+    for arch in args.models:
+        out.append((arch, _randomize(build_model(arch, input_size=size)), {"kind": "baseline", "arch": arch}))
+    if args.checkpoint and args.subnet:
+        raise RtmpruneError("give --checkpoint or --subnet, not both")
+    if args.checkpoint or args.subnet or args.mmrazor_subnet:
+        from rtmprune.engine import model_loading
+    if args.checkpoint or args.subnet:
+        for divisor in args.divisors:
+            if args.checkpoint:
+                model, _ = model_loading.load_model_from_checkpoint(args.checkpoint, divisor=divisor)
+                arch = model.arch
+            else:
+                model = model_loading.build_subnet_model(
+                    args.arch, args.subnet, divisor=divisor, input_size=size
+                )
+                _randomize(model)
+                arch = args.arch
+            info = {"kind": "pruned", "arch": arch, "divisor": divisor}
+            out.append((f"pruned d{divisor}", model, info))
+    if args.mmrazor_subnet:
+        divisor = int(json.loads(Path(args.mmrazor_subnet).read_text()).get("divisor", 1))
+        model = model_loading.build_subnet_model(
+            "rtmpose-s", args.mmrazor_subnet, divisor=divisor, input_size=size
+        )
+        out.append((f"mmrazor d{divisor}", _randomize(model), {"kind": "mmrazor", "divisor": divisor}))
+    return out
+
+
+def _complexity(model: Any, size: tuple[int, int]) -> tuple[float | None, float | None]:
+    try:
+        from rtmprune.complexity import measure
+    except ImportError:  # counting is optional for timing
+        return None, None
+    c = measure(model, (1, 3, size[1], size[0]))
+    return float(c.flops), float(c.params)
+
+
+def _table(records: list[dict[str, Any]]) -> str:
+    head = (
+        f"{'model':<14} {'provider':<9} {'batch':>5} {'median ms':>10} {'p90 ms':>8} {'xT':>6} {'xS':>6} "
+        f"{'GFLOPs':>7} {'Params M':>8} {'alone':>6}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in records:
+        ratio = "" if r["alone_ratio"] is None else f"{r['alone_ratio']:.2f}"
+        gflops = "" if r["flops"] is None else f"{r['flops'] / 1e9:.3f}"
+        params = "" if r["params"] is None else f"{r['params'] / 1e6:.2f}"
+        vs_t = "" if r.get("vs_rtmpose_t") is None else f"{r['vs_rtmpose_t']:.2f}"
+        vs_s = "" if r.get("vs_rtmpose_s") is None else f"{r['vs_rtmpose_s']:.2f}"
+        provider = r["provider"].replace("ExecutionProvider", "")
+        lines.append(
+            f"{r['name']:<14} {provider:<9} {r['batch']:>5} {r['median_ms']:>10.2f} {r['p90_ms']:>8.2f} "
+            f"{vs_t:>6} {vs_s:>6} {gflops:>7} {params:>8} {ratio:>6}"
+        )
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rtmprune.deploy import latency
+    from rtmprune.deploy.onnx import export_onnx
+    from rtmprune.errors import RtmpruneError
+    from rtmprune.jsonlog import JsonlLogger
+
+    providers = latency.available_providers(args.providers)
+    if not providers:
+        raise RtmpruneError(f"none of the providers {args.providers} is available in this onnxruntime")
+    size = tuple(args.input_size)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    with tempfile.TemporaryDirectory(prefix="rtmprune-bench-") as tmp:
+        folder = Path(args.keep_onnx or tmp)
+        paths: dict[str, Path] = {}
+        info: dict[str, dict[str, Any]] = {}
+        for name, model, extra in _collect_models(args):
+            flops, params = _complexity(model, size)
+            file = folder / (name.replace(" ", "_") + ".onnx")
+            paths[name] = export_onnx(model, file, (1, 3, size[1], size[0]))
+            info[name] = {**extra, "flops": flops, "params": params}
+        for item in args.onnx:
+            name, sep, path = item.partition("=")
+            if not sep or not Path(path).is_file():
+                raise RtmpruneError(f"--onnx expects NAME=PATH to an existing file, got {item!r}")
+            paths[name] = Path(path)
+            info[name] = {"kind": "onnx", "flops": None, "params": None}
+        if not paths:
+            raise RtmpruneError("nothing to time: give --models, --checkpoint, --subnet or --onnx")
+        say(f"timing {len(paths)} models, {args.threads} threads, load average {load}")
+        records: list[dict[str, Any]] = []
+        for provider in providers:
+            sessions = {n: latency.make_session(p, args.threads, provider) for n, p in paths.items()}
+            for batch in args.batch:
+                runs = _runs_for(batch, args.runs)
+                start = time.perf_counter()
+                timings = latency.time_interleaved(sessions, batch, runs, args.warmup, provider=provider)
+                if not args.no_alone_check:
+                    for name, timing in timings.items():
+                        timing.alone_median_ms = latency.time_alone(sessions[name], batch, max(10, runs // 3))
+                say(f"  {provider} batch {batch}: {runs} rounds in {time.perf_counter() - start:.0f} s")
+                base_t = timings.get("rtmpose-t")
+                base_s = timings.get("rtmpose-s")
+                for name, timing in timings.items():
+                    record = {**timing.as_dict(), **info[name], "threads": args.threads, "load_avg": load}
+                    record["vs_rtmpose_t"] = timing.median_ms / base_t.median_ms if base_t else None
+                    record["vs_rtmpose_s"] = timing.median_ms / base_s.median_ms if base_s else None
+                    records.append(record)
+        # The fastest divisor is what MMRazor's README asks users to find by hand.
+        fastest = {}
+        for provider in providers:
+            for batch in args.batch:
+                pruned = [
+                    r
+                    for r in records
+                    if r["kind"] == "pruned" and r["provider"] == provider and r["batch"] == batch
+                ]
+                if pruned:
+                    best = min(pruned, key=lambda r: r["median_ms"])
+                    fastest[(provider, batch)] = best["divisor"]
+                    best["fastest_divisor"] = True
+    if args.out:
+        logger = JsonlLogger(args.out)
+        for record in records:
+            logger.log(**record)
+    if args.json:
+        for record in records:
+            print(json.dumps(record))
+    else:
+        print(_table(records))
+        for (provider, batch), divisor in fastest.items():
+            print(f"fastest divisor ({provider.replace('ExecutionProvider', '')}, batch {batch}): {divisor}")
+        unsteady = [r for r in records if r["alone_ratio"] is not None and abs(r["alone_ratio"] - 1) > 0.1]
+        for r in unsteady:
+            print(
+                f"warning: {r['name']} batch {r['batch']}: interleaved median is {r['alone_ratio']:.2f}x its "
+                "median alone (machine busy or sessions interfering)"
+            )
+    return 0

@@ -123,7 +123,8 @@ def _read_safetensors(path: Path) -> dict[str, Any]:
 
 
 def _first_line(err: BaseException) -> str:
-    text = " ".join(str(err).split(".")[0].split())
+    """The first sentence of a library error, on one line (torch's go on for paragraphs)."""
+    text = " ".join(str(err).split(". ")[0].split()).rstrip(".")
     return text[:160] or type(err).__name__
 
 

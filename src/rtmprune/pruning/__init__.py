@@ -1,0 +1,13 @@
+"""Generic GroupFisher channel pruning for PyTorch models (knows nothing of RTMPose).
+
+graph.py (fx trace + channel propagation) -> rules.py (op table) -> units.py (channel units) -> masks.py
+(soft masks) -> importance.py (Fisher) -> cost.py (normalisers) -> schedule.py (what to prune) ->
+pruner.py (GroupFisherPruner) -> subnet.py (export / apply / slim).
+"""
+
+from rtmprune.pruning.pruner import GroupFisherPruner, apply_subnet, slim_from_subnet
+from rtmprune.pruning.subnet import SUBNET_FORMAT, read_subnet
+from rtmprune.pruning.units import Unit, analyze_model
+
+__all__ = ["GroupFisherPruner", "apply_subnet", "slim_from_subnet", "SUBNET_FORMAT", "read_subnet", "Unit",
+           "analyze_model"]

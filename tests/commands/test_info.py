@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from conftest import PARITY
+from conftest import MMRAZOR, PARITY
 from rtmprune.cli import main
 from rtmprune.models import build_model, save_checkpoint
 
@@ -48,6 +48,20 @@ def test_checkpoint_meta_is_read(capsys, tmp_path) -> None:
     report = _json(capsys, ["info", str(path), "--json"])
     assert report["num_keypoints"] == 133 and report["input_shape"] == [1, 3, 384, 288]
     assert report["params"] == sum(p.numel() for p in model.parameters())
+
+
+def test_pruned_checkpoint_counts_the_slim_model(capsys, tmp_path) -> None:
+    from rtmprune.engine.model_loading import read_subnet_as_dict, slim_full_model
+
+    subnet = MMRAZOR / "rtmpose-s_coco_fix_subnet.json"
+    slim = slim_full_model(build_model("rtmpose-s"), subnet)
+    meta = {"arch": "rtmpose-s", "num_keypoints": 17, "input_size": [192, 256]}
+    meta["subnet"] = read_subnet_as_dict(subnet)
+    path = save_checkpoint(tmp_path / "pruned.pth", slim.state_dict(), meta)
+    report = _json(capsys, ["info", str(path), "--json"])
+    assert report["pruned"] is True
+    assert report["params"] == sum(p.numel() for p in slim.parameters()) < 5_473_251
+    assert report["flops"] < 682_181_248 / 1.5  # MMRazor's structure keeps about half the FLOPs
 
 
 @pytest.mark.parametrize(

@@ -55,6 +55,11 @@ def _from_checkpoint(args: argparse.Namespace, path: Path) -> tuple[Any, dict[st
     from rtmprune.models import build_model, list_models, load_checkpoint, read_checkpoint
 
     state, meta = read_checkpoint(path)
+    if meta.get("subnet"):  # a pruned checkpoint: the engine rebuilds its physically slim model
+        from rtmprune.engine.model_loading import load_model_from_checkpoint
+
+        model, _ = load_model_from_checkpoint(path)
+        return model, {"checkpoint": str(path), "pruned": True}
     stem = state.get("backbone.stem.0.conv.weight")
     arch = args.arch or meta.get("arch") or (_STEM_TO_ARCH.get(stem.shape[0]) if stem is not None else None)
     if arch not in list_models():
@@ -67,13 +72,9 @@ def _from_checkpoint(args: argparse.Namespace, path: Path) -> tuple[Any, dict[st
         input_size = (state["head.cls_x.weight"].shape[0] // 2, state["head.cls_y.weight"].shape[0] // 2)
     else:
         input_size = (192, 256)
-    if meta.get("subnet"):
-        raise RtmpruneError(
-            f"checkpoint {path}: holds a pruned subnet; `rtmprune info` reads unpruned checkpoints for now"
-        )
     model = build_model(arch, num_keypoints=k, input_size=input_size)
     load_checkpoint(model, path)
-    return model, {"checkpoint": str(path), **{k2: meta[k2] for k2 in ("epoch", "iteration") if k2 in meta}}
+    return model, {"checkpoint": str(path), "pruned": False}
 
 
 def run(args: argparse.Namespace) -> int:

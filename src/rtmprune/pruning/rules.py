@@ -287,6 +287,8 @@ def _call_module(ctx: Ctx) -> Any:
     if isinstance(m, nn.GroupNorm) and m.num_groups == 1:
         _member(ctx, fqn, "norm", cm.get(1), x.shape[1])
         return _keep_dims(ctx, cm, x, out, set(range(x.ndim)))
+    if isinstance(m, nn.GroupNorm):
+        return _unknown(ctx, f"GroupNorm {fqn} with {m.num_groups} groups of several channels")
     if isinstance(m, nn.LayerNorm) and len(m.normalized_shape) == 1:
         _member(ctx, fqn, "norm", cm.get(x.ndim - 1), x.shape[-1])
         return dict(cm)

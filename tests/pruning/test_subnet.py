@@ -1,0 +1,78 @@
+"""Subnets: MMRazor's RTMPose-S fix_subnet gives its published size; export/apply/slim/pad round trips."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from rtmprune.complexity import measure
+from rtmprune.errors import RtmpruneError
+from rtmprune.models import build_model
+from rtmprune.pruning import GroupFisherPruner, apply_subnet, slim_from_subnet
+from tests.conftest import MMRAZOR
+from tests.pruning.helpers import assert_slim_equals_masked
+from tests.pruning.zoo import ZOO
+
+SHAPE = (1, 3, 256, 192)
+
+
+@pytest.fixture(scope="module")
+def pruned_s():
+    model = build_model("rtmpose-s").eval()
+    pruner = apply_subnet(model, str(MMRAZOR / "rtmpose-s_coco_fix_subnet.json"), torch.randn(SHAPE))
+    return model, pruner
+
+
+def test_mmrazor_fix_subnet_gives_published_size(pruned_s):
+    model, pruner = pruned_s
+    slim = assert_slim_equals_masked(model, pruner, torch.randn(2, 3, 256, 192))
+    assert sum(p.numel() for p in slim.parameters()) == 3_421_908
+    full = measure(build_model("rtmpose-s"), SHAPE).flops
+    ratio = measure(slim, SHAPE).flops / full
+    # measure() (MMPose convention: conv/linear/matmul MACs + BN/pool) gives 0.5121 for this subnet; the
+    # analytic conv-only count of the reference is 0.511. See the report for the 0.5198 of the brief.
+    assert ratio == pytest.approx(0.5121, abs=0.003)
+    assert pruner.flop_ratio == pytest.approx(ratio, abs=1e-9)
+    assert pruner.subnet_divisor == 16
+
+
+def test_mmrazor_deploy_padding_divisor_16(pruned_s):
+    model, pruner = pruned_s
+    padded = assert_slim_equals_masked(model, pruner, torch.randn(1, 3, 256, 192), divisor=16)
+    assert 3_590_000 < sum(p.numel() for p in padded.parameters()) < 3_610_000  # reference: 3.60 M
+    assert padded.backbone.stem[0].conv.out_channels == 16  # 8 kept -> padded to 16
+
+
+def test_export_apply_roundtrip_random_channels():
+    cls, shape = ZOO["csp_block"]
+    model, x = cls(), torch.randn(shape)
+    pruner = GroupFisherPruner(model, x[:1])
+    pruner.active[torch.tensor([0, 3, 17, 20, 33])] = False
+    pruner._set_active(pruner.active)
+    sub = pruner.export_subnet()
+    assert sub["format"] == "rtmprune.subnet/1"
+    json.dumps(sub)
+    other = GroupFisherPruner(cls(), x[:1])
+    other.apply_subnet(sub)
+    assert torch.equal(other.active, pruner.active)
+
+
+def test_flat_counts_keep_first_channels_and_rebuild_for_loading(tmp_path):
+    cls, shape = ZOO["concat"]
+    model, x = cls(), torch.randn(shape)
+    path = tmp_path / "fix_subnet.json"
+    path.write_text(json.dumps({"l.0_(0, 8)_8": 5, "fuse.0_(0, 10)_10": 7}))
+    slim = slim_from_subnet(model, x[:1], str(path))
+    assert slim.l[0].out_channels == 5 and slim.fuse[0].in_channels == 5 + 6
+    slim.load_state_dict(slim_from_subnet(cls(), x[:1], str(path)).state_dict())  # shapes line up
+
+
+def test_bad_subnets_name_the_key():
+    cls, shape = ZOO["concat"]
+    pruner = GroupFisherPruner(cls(), torch.randn(shape)[:1])
+    with pytest.raises(RtmpruneError, match="nope"):
+        pruner.apply_subnet({"nope": 3})
+    with pytest.raises(RtmpruneError, match="l.0"):
+        pruner.apply_subnet({"l.0_(0, 8)_8": 0})

@@ -50,6 +50,7 @@ class ModelConfig:
     num_keypoints: int = 17
     input_size: list[int] = field(default_factory=lambda: [192, 256])  # (w, h)
     checkpoint: str | None = None  # weights to start from (MMPose .pth or ours)
+    sigma: list[float] = field(default_factory=lambda: [4.9, 5.66])  # SimCC label sigma (x, y) in bins
 
 
 @dataclass

@@ -21,7 +21,7 @@ from rtmprune.complexity import measure
 from rtmprune.deploy.report import record_result
 from rtmprune.engine import dist
 from rtmprune.engine.config import Config
-from rtmprune.engine.model_loading import load_model_from_checkpoint
+from rtmprune.engine.model_loading import load_model_from_checkpoint, result_name
 from rtmprune.engine.recipes import write_run_config
 from rtmprune.engine.train import FitResult, TrainHooks, fit
 from rtmprune.errors import RtmpruneError
@@ -78,7 +78,7 @@ def finetune(cfg: Config, resume: bool = False) -> tuple[FitResult, dict[str, An
         best = work_dir / "best.pth"
         record_result(
             work_dir,
-            f"{model.arch} pruned (finetuned)",
+            result_name(model, meta, best if best.is_file() else work_dir / "last.pth"),
             metrics=result.metrics,
             flops=complexity.flops,
             params=complexity.params,

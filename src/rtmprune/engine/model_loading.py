@@ -37,6 +37,8 @@ __all__ = [
     "load_model_from_checkpoint",
     "build_pruned_model",
     "slim_full_model",
+    "result_name",
+    "describe_checkpoint",
 ]
 
 _ARCHS = ("rtmpose-t", "rtmpose-s", "rtmpose-m", "rtmpose-l")
@@ -198,3 +200,24 @@ def build_pruned_model(
     """For ``rtmprune test`` / ``predict``: the slim model of a pruned checkpoint, weights loaded."""
     model, _ = load_model_from_checkpoint(checkpoint, cfg=cfg)
     return model
+
+
+def result_name(model: nn.Module, meta: dict[str, Any], checkpoint: str | os.PathLike) -> str:
+    """The row name in ``results.json``: ``rtmpose-s pruned (best)``; test and finetune agree on it."""
+    pruned = " pruned" if meta.get("subnet") is not None else ""
+    return f"{getattr(model, 'arch', 'model')}{pruned} ({Path(checkpoint).stem})"
+
+
+def describe_checkpoint(path: str | os.PathLike, cfg: Any | None = None) -> dict[str, Any]:
+    """``{"name", "flops", "params", "checkpoint"}`` of a checkpoint's model (for ``results.json``)."""
+    from rtmprune.complexity import measure
+
+    model, meta = load_model_from_checkpoint(path, cfg=cfg)
+    w, h = model.input_size
+    c = measure(model, (1, 3, h, w))
+    return {
+        "name": result_name(model, meta, path),
+        "flops": c.flops,
+        "params": c.params,
+        "checkpoint": str(path),
+    }

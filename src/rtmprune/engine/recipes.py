@@ -93,8 +93,10 @@ def model_from_checkpoint(cfg: Config, checkpoint: str | os.PathLike) -> tuple[n
 
 
 def _build_pruned(cfg: Config, checkpoint: str | os.PathLike, meta: dict[str, Any]) -> nn.Module:
-    """A slim model for a pruned checkpoint (``meta.subnet``): filled in by the finetune/deploy side."""
-    raise RtmpruneError(f"checkpoint {checkpoint}: pruned models (meta.subnet) are not supported by test yet")
+    """A slim model for a pruned checkpoint (``meta.subnet``), built by ``engine.model_loading``."""
+    from rtmprune.engine.model_loading import load_model_from_checkpoint
+
+    return load_model_from_checkpoint(checkpoint, cfg=cfg)[0]
 
 
 def test(cfg: Config, checkpoint: str | os.PathLike) -> dict[str, float]:

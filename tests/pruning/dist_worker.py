@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 import torch.distributed as dist
+from tests.pruning.zoo import ZOO
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from rtmprune.pruning import GroupFisherPruner
-from tests.pruning.zoo import ZOO
 
 
 def main() -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from tests.pruning.helpers import train_steps
+from tests.pruning.zoo import ZOO
 from torch import nn
 
 from rtmprune.pruning import GroupFisherPruner
-from tests.pruning.helpers import train_steps
-from tests.pruning.zoo import ZOO
 
 
 class CatNet(nn.Module):

@@ -6,14 +6,14 @@ import json
 
 import pytest
 import torch
+from tests.conftest import MMRAZOR
+from tests.pruning.helpers import assert_slim_equals_masked
+from tests.pruning.zoo import ZOO
 
 from rtmprune.complexity import measure
 from rtmprune.errors import RtmpruneError
 from rtmprune.models import build_model
 from rtmprune.pruning import GroupFisherPruner, apply_subnet, slim_from_subnet
-from tests.conftest import MMRAZOR
-from tests.pruning.helpers import assert_slim_equals_masked
-from tests.pruning.zoo import ZOO
 
 SHAPE = (1, 3, 256, 192)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+from tests.pruning.helpers import assert_slim_equals_masked, train_steps
+from tests.pruning.zoo import ZOO
 
 from rtmprune.models import build_model
 from rtmprune.pruning import GroupFisherPruner
-from tests.pruning.helpers import assert_slim_equals_masked, train_steps
-from tests.pruning.zoo import ZOO
 
 
 @pytest.mark.parametrize("name", sorted(ZOO))

@@ -1,0 +1,43 @@
+"""`rtmprune prune CONFIG`: GroupFisher channel pruning to a FLOPs target (step 1 of prune -> finetune -> deploy)."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["HELP", "EXAMPLES", "add_arguments", "run"]
+
+HELP = "GroupFisher pruning: train at base_lr x lr_ratio, drop one channel per interval until the FLOPs target"
+EXAMPLES = """
+  rtmprune prune configs/group_fisher/group_fisher_act_prune_rtmpose-s_coco-256x192.yaml
+  rtmprune prune CONFIG --set prune.divisor=16 prune.target_flop_ratio=0.5   # divisor-aware pruning
+  rtmprune prune CONFIG --resume                       # continue from work_dir/last.pth (pruner state inside)
+  torchrun --nproc_per_node 8 -m rtmprune prune configs/group_fisher/group_fisher_act_prune_rtmpose-s_coco-256x192.yaml
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="YAML config with a prune: section (see configs/group_fisher/)")
+    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="override config keys, e.g. --set prune.interval=25 data.batch_size=64")
+    parser.add_argument("--resume", action="store_true", help="continue exactly where work_dir/last.pth left")
+
+
+def run(args: argparse.Namespace) -> int:
+    from rtmprune.engine import dist
+    from rtmprune.engine.config import load_config
+    from rtmprune.engine.prune_recipe import prune
+
+    cfg = load_config(args.config, args.overrides)
+    try:
+        result = prune(cfg, resume=args.resume)
+        main = dist.is_main()
+    finally:
+        dist.cleanup()
+    if main:
+        if result.done:
+            print(f"done: FLOPs ratio {result.flop_ratio:.4f} after {result.fit.iteration} iterations; "
+                  f"{result.checkpoint} and {cfg.work_dir}/fix_subnet.json written")
+        else:
+            print(f"stopped ({result.fit.stopped}) at FLOPs ratio {result.flop_ratio:.4f} > target "
+                  f"{cfg.prune.target_flop_ratio}; continue with --resume")
+    return 0

@@ -1,0 +1,85 @@
+"""``rtmprune prune``: GroupFisher pruning of RTMPose on the ordinary training loop (step 1 of 3).
+
+The loop is ``engine.train.fit`` with four hooks: ``pruner.step()`` after every backward (gradients are already
+synchronised by DDP), stop when ``pruner.done``, the pruner's state in every checkpoint (``extra.pruner``, so
+``--resume`` continues the same run) and the FLOPs ratio in ``log.jsonl``. The learning rate is
+``train.base_lr × prune.lr_ratio``. Every pruning step is a line of ``work_dir/prune_log.jsonl`` (iteration,
+unit, channels, flop_ratio). At the target, rank 0 writes ``flops_{ratio:.2f}.pth`` (full-shape weights,
+``meta.subnet`` = kept indices by unit name) and ``fix_subnet.json`` (the same subnet).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rtmprune.engine import dist
+from rtmprune.engine.config import Config
+from rtmprune.engine.recipes import build_from_config, load_initial_weights, write_run_config
+from rtmprune.engine.train import FitResult, TrainHooks, fit
+from rtmprune.errors import RtmpruneError
+from rtmprune.files import atomic_write_json
+from rtmprune.jsonlog import JsonlLogger
+from rtmprune.models import save_checkpoint
+from rtmprune.pruning import GroupFisherPruner
+
+__all__ = ["PruneResult", "prune"]
+
+
+@dataclass
+class PruneResult:
+    fit: FitResult
+    flop_ratio: float
+    done: bool
+    checkpoint: Path | None  # flops_{ratio}.pth when the target was reached
+    subnet: dict[str, Any]
+
+
+def _meta(cfg: Config, pruner: GroupFisherPruner) -> dict[str, Any]:
+    return {"arch": cfg.model.name, "num_keypoints": cfg.model.num_keypoints,
+            "input_size": list(cfg.model.input_size), "subnet": pruner.export_subnet(),
+            "flop_ratio": pruner.flop_ratio, "divisor": cfg.prune.divisor}
+
+
+def prune(cfg: Config, resume: bool = False) -> PruneResult:
+    """Prune ``cfg.model`` from ``cfg.prune.pretrained_path`` until ``target_flop_ratio`` (or resume)."""
+    pc, work_dir = cfg.prune, Path(cfg.work_dir)
+    dist.setup(cfg.train.device)
+    model = build_from_config(cfg)
+    if resume and not (work_dir / "last.pth").is_file():
+        raise RtmpruneError(f"--resume: no checkpoint to resume from at {work_dir / 'last.pth'}")
+    if pc.pretrained_path and not resume:
+        load_initial_weights(model, pc.pretrained_path)
+    if len(pc.input_shape) != 4:
+        raise RtmpruneError(f"{cfg.source or 'config'}: prune.input_shape must be [N, 3, H, W], got {pc.input_shape}")
+    pruner = GroupFisherPruner(model, torch.zeros(pc.input_shape), normalization=pc.normalization_type,
+                               interval=pc.interval, target_flop_ratio=pc.target_flop_ratio, divisor=pc.divisor)
+    logger = JsonlLogger(work_dir / "prune_log.jsonl" if dist.is_main() else None)
+    pruner.on_prune = lambda record: logger.log(**record)
+
+    def load_extra(extra: dict[str, Any]) -> None:
+        if "pruner" not in extra:
+            raise RtmpruneError(f"{work_dir / 'last.pth'}: no pruner state (not a prune run's checkpoint)")
+        pruner.load_state_dict(extra["pruner"])
+
+    hooks = TrainHooks(
+        after_backward=lambda it: pruner.step(),
+        should_stop=lambda: pruner.done,
+        extra_state=lambda: {"pruner": pruner.state_dict()},
+        load_extra_state=load_extra,
+        log_extra=lambda: {"flop_ratio": pruner.flop_ratio},
+        base_lr=cfg.train.base_lr * pc.lr_ratio,
+    )
+    write_run_config(cfg)
+    result = fit(model, cfg, hooks, resume=resume)
+    path = None
+    if pruner.done:
+        path = work_dir / f"flops_{pruner.flop_ratio:.2f}.pth"
+        if dist.is_main():
+            save_checkpoint(path, model.state_dict(), _meta(cfg, pruner))
+            atomic_write_json(work_dir / "fix_subnet.json", pruner.export_subnet())
+        dist.barrier()
+    return PruneResult(result, pruner.flop_ratio, pruner.done, path, pruner.export_subnet())

@@ -35,7 +35,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tolerance", type=float, default=1e-4, help="max |ORT - torch| allowed (default 1e-4)"
     )
-    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override config keys (YAML values; repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from rtmprune.engine.model_loading import load_model_from_checkpoint
     from rtmprune.errors import RtmpruneError
 
-    cfg = load_config(args.config, args.set)
+    cfg = load_config(args.config, args.overrides)
     divisor = args.divisor if args.divisor is not None else cfg.deploy.divisor
     if divisor < 1:
         raise RtmpruneError(f"--divisor must be >= 1, got {divisor}")

@@ -38,8 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--bboxes", nargs="+", type=parse_bbox, metavar="X,Y,W,H", help="person boxes (default: whole image)"
     )
     parser.add_argument("--no-flip", action="store_true", help="disable the flip test")
-    parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"), default=None,
-                        help="network input size (default: the checkpoint's, else 192 256)")
+    parser.add_argument(
+        "--input-size",
+        type=int,
+        nargs=2,
+        metavar=("W", "H"),
+        default=None,
+        help="network input size (default: the checkpoint's, else 192 256)",
+    )
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--thr", type=float, default=0.3, help="score threshold for drawing (default 0.3)")
     parser.add_argument("--out", help="write the image with the skeleton drawn here")
@@ -50,6 +56,14 @@ def _predict_torch(args: argparse.Namespace, image, boxes):
     from rtmprune.evaluation.predict import predict_topdown
     from rtmprune.models import build_model, load_checkpoint, read_checkpoint
 
+    if args.checkpoint:
+        _, meta = read_checkpoint(args.checkpoint)
+        if isinstance(meta, dict) and meta.get("subnet") is not None:
+            # A pruned checkpoint: the engine rebuilds its slim structure from meta.subnet.
+            from rtmprune.engine.model_loading import load_model_from_checkpoint
+
+            model, _ = load_model_from_checkpoint(args.checkpoint)
+            return predict_topdown(model.to(args.device), image, boxes, flip_test=not args.no_flip)
     input_size = tuple(args.input_size) if args.input_size else None
     num_keypoints = 17
     if args.checkpoint and input_size is None:
@@ -92,9 +106,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         keypoints, scores = _predict_torch(args, image, boxes)
 
-    names = KEYPOINT_NAMES if keypoints.shape[1] == len(KEYPOINT_NAMES) else [
-        f"kpt{i}" for i in range(keypoints.shape[1])
-    ]
+    names = (
+        KEYPOINT_NAMES
+        if keypoints.shape[1] == len(KEYPOINT_NAMES)
+        else [f"kpt{i}" for i in range(keypoints.shape[1])]
+    )
     if args.json:
         people = [
             {"bbox": box.tolist(), "keypoints": kp.round(2).tolist(), "scores": sc.round(4).tolist()}
@@ -114,6 +130,7 @@ def run(args: argparse.Namespace) -> int:
         ok, encoded = cv2.imencode(suffix, vis)
         if not ok:
             raise RtmpruneError(f"{args.out}: OpenCV cannot encode an image of type {suffix}")
+
         def write(tmp: str) -> None:
             with open(tmp, "wb") as f:
                 f.write(encoded.tobytes())

@@ -1,0 +1,44 @@
+"""`rtmprune bench` end to end at a tiny size: JSON lines per (model, batch), ratios, the fastest divisor."""
+
+from __future__ import annotations
+
+import json
+
+from rtmprune.cli import main
+
+
+def test_bench_json_lines(tmp_path, capsys, shared_dir):
+    subnet = shared_dir / "fixtures" / "mmrazor" / "rtmpose-s_coco_fix_subnet.json"
+    out = tmp_path / "bench.jsonl"
+    args = ["bench", "--models", "rtmpose-s", "rtmpose-t", "--subnet", str(subnet), "--divisors", "1", "16"]
+    args += ["--mmrazor-subnet", str(subnet), "--batch", "1", "2", "--runs", "4", "--warmup", "1"]
+    args += ["--threads", "1", "--input-size", "64", "96", "--json", "--out", str(out)]
+    assert main(args) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.strip().splitlines()]
+    logged = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 10 and [(r["name"], r["batch"]) for r in logged] == [
+        (r["name"], r["batch"]) for r in records
+    ]
+    names = {r["name"] for r in records}
+    assert names == {"rtmpose-s", "rtmpose-t", "pruned d1", "pruned d16", "mmrazor d16"}
+    for r in records:
+        assert (
+            r["batch"] in (1, 2) and r["runs"] >= 15 and r["median_ms"] > 0 and r["p90_ms"] >= r["median_ms"]
+        )
+        assert r["alone_median_ms"] > 0 and r["threads"] == 1
+    t1 = next(r for r in records if r["name"] == "rtmpose-t" and r["batch"] == 1)
+    assert t1["vs_rtmpose_t"] == 1.0
+    d1, d16 = (
+        next(r for r in records if r["name"] == n and r["batch"] == 1) for n in ("pruned d1", "pruned d16")
+    )
+    assert d1["flops"] < d16["flops"] and d16["divisor"] == 16
+    assert sum(r.get("fastest_divisor", False) for r in records) == 2  # one per batch size
+
+
+def test_bench_table(capsys):
+    assert (
+        main(["bench", "--models", "rtmpose-t", "--batch", "1", "--runs", "3", "--input-size", "64", "96"])
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "median ms" in text and "rtmpose-t" in text

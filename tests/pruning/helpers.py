@@ -14,7 +14,8 @@ def loss_of(out) -> torch.Tensor:
     return sum(o.square().mean() for o in outs)
 
 
-def train_steps(model: nn.Module, pruner: GroupFisherPruner, x: torch.Tensor, steps: int, lr: float = 0.01) -> None:
+def train_steps(model: nn.Module, pruner: GroupFisherPruner, x: torch.Tensor, steps: int,
+                lr: float = 0.01) -> None:
     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     model.train()
     for _ in range(steps):

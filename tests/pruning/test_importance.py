@@ -41,7 +41,7 @@ def brute_force_fisher(model: CatNet, pruner: GroupFisherPruner, x: torch.Tensor
         loss = model(x[b : b + 1]).square().sum()
         grads = torch.autograd.grad(loss, list(masks.values()))
         per = torch.zeros(K + 1, dtype=torch.float64)
-        for (f, index), g in zip(consumers.items(), grads, strict=True):
+        for index, g in zip(consumers.values(), grads, strict=True):
             per.index_add_(0, index, g.double())
         total += per[:K] ** 2
     for h in handles:

@@ -26,7 +26,8 @@ def _overrides(data_root, work_dir, *extra):
     return [f"work_dir={work_dir}", f"data_root={data_root}", "data.batch_size=4", "data.num_workers=0",
             "train.max_epochs=50", "train.val_interval=1000", "train.ema=false", "train.deterministic=true",
             "train.device=cpu", "train.log_interval=5", "train.warmup_iters=5", "prune.interval=1",
-            "prune.normalization_type=flops", "prune.target_flop_ratio=0.993", "prune.input_shape=[1,3,128,96]",
+            "prune.normalization_type=flops", "prune.target_flop_ratio=0.993",
+            "prune.input_shape=[1,3,128,96]",
             *extra]
 
 
@@ -45,5 +46,6 @@ def test_prune_writes_artefacts_and_resume_gives_same_subnet(data_root, tmp_path
     stop = full.fit.iteration // 2 + 1  # "killed" mid-run (between two pruning steps)
     assert main(["prune", str(CONFIG), "--set", *_overrides(data_root, b, f"train.max_iters={stop}")]) == 0
     assert not (b / "fix_subnet.json").exists()
-    assert main(["prune", str(CONFIG), "--resume", "--set", *_overrides(data_root, b, "train.max_iters=null")]) == 0
+    resumed = _overrides(data_root, b, "train.max_iters=null")
+    assert main(["prune", str(CONFIG), "--resume", "--set", *resumed]) == 0
     assert json.loads((b / "fix_subnet.json").read_text()) == sub_a

@@ -1,4 +1,4 @@
-"""A zoo of tiny nets, one per channel topology the pruner must handle (input ``[2, 3, 16, 16]`` unless noted).
+"""A zoo of tiny nets, one per channel topology the pruner must handle (input ``[2, 3, 16, 16]``, or noted).
 
 Each net's docstring names its pattern. ``ZOO`` maps a name to ``(constructor, input shape)``.
 """
@@ -67,7 +67,7 @@ class Concat(nn.Module):
 
 
 class Slicing(nn.Module):
-    """Channel slicing with constant bounds: channels before a bound are fixed, the tail slice stays prunable."""
+    """Channel slicing with constant bounds: channels before a bound are fixed, the tail slice prunes."""
 
     def __init__(self) -> None:
         super().__init__()

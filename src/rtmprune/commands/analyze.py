@@ -1,4 +1,4 @@
-"""`rtmprune analyze MODEL_OR_CONFIG`: the channel units the pruner finds, their widths, and what is excluded."""
+"""`rtmprune analyze MODEL_OR_CONFIG`: the channel units the pruner finds, their widths, what is excluded."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 __all__ = ["HELP", "EXAMPLES", "add_arguments", "run"]
 
-HELP = "list a model's prunable channel units (MMRazor names), their widths, and excluded units with the reason"
+HELP = "list a model's prunable channel units (MMRazor names), widths, and excluded units with the reason"
 EXAMPLES = """
   rtmprune analyze rtmpose-s
   rtmprune analyze rtmpose-t --input-shape 1 3 256 192 --json

@@ -1,4 +1,4 @@
-"""`rtmprune prune CONFIG`: GroupFisher channel pruning to a FLOPs target (step 1 of prune -> finetune -> deploy)."""
+"""`rtmprune prune CONFIG`: GroupFisher channel pruning to a FLOPs target (step 1 of 3)."""
 
 from __future__ import annotations
 
@@ -6,18 +6,19 @@ import argparse
 
 __all__ = ["HELP", "EXAMPLES", "add_arguments", "run"]
 
-HELP = "GroupFisher pruning: train at base_lr x lr_ratio, drop one channel per interval until the FLOPs target"
+HELP = "GroupFisher pruning: train at base_lr x lr_ratio, drop a channel per interval until the FLOPs target"
 EXAMPLES = """
   rtmprune prune configs/group_fisher/group_fisher_act_prune_rtmpose-s_coco-256x192.yaml
   rtmprune prune CONFIG --set prune.divisor=16 prune.target_flop_ratio=0.5   # divisor-aware pruning
-  rtmprune prune CONFIG --resume                       # continue from work_dir/last.pth (pruner state inside)
-  torchrun --nproc_per_node 8 -m rtmprune prune configs/group_fisher/group_fisher_act_prune_rtmpose-s_coco-256x192.yaml
+  rtmprune prune CONFIG --resume           # continue from work_dir/last.pth (pruner state inside)
+  torchrun --nproc_per_node 8 -m rtmprune prune CONFIG
 """
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML config with a prune: section (see configs/group_fisher/)")
-    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[],
+                        metavar="KEY=VALUE",
                         help="override config keys, e.g. --set prune.interval=25 data.batch_size=64")
     parser.add_argument("--resume", action="store_true", help="continue exactly where work_dir/last.pth left")
 

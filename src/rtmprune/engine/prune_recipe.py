@@ -1,11 +1,12 @@
 """``rtmprune prune``: GroupFisher pruning of RTMPose on the ordinary training loop (step 1 of 3).
 
-The loop is ``engine.train.fit`` with four hooks: ``pruner.step()`` after every backward (gradients are already
-synchronised by DDP), stop when ``pruner.done``, the pruner's state in every checkpoint (``extra.pruner``, so
-``--resume`` continues the same run) and the FLOPs ratio in ``log.jsonl``. The learning rate is
-``train.base_lr × prune.lr_ratio``. Every pruning step is a line of ``work_dir/prune_log.jsonl`` (iteration,
-unit, channels, flop_ratio). At the target, rank 0 writes ``flops_{ratio:.2f}.pth`` (full-shape weights,
-``meta.subnet`` = kept indices by unit name) and ``fix_subnet.json`` (the same subnet).
+The loop is ``engine.train.fit`` with four hooks: ``pruner.step()`` after every backward (gradients are
+already synchronised by DDP), stop when ``pruner.done``, the pruner's state in every checkpoint
+(``extra.pruner``, so ``--resume`` continues the same run) and the FLOPs ratio in ``log.jsonl``.
+The learning rate is ``train.base_lr x prune.lr_ratio``. Every pruning step is a line of
+``work_dir/prune_log.jsonl`` (iteration, unit, channels, flop_ratio). At the target, rank 0 writes
+``flops_{ratio:.2f}.pth`` (full-shape weights, ``meta.subnet`` = kept indices by unit name) and
+``fix_subnet.json`` (the same subnet).
 """
 
 from __future__ import annotations
@@ -54,9 +55,11 @@ def prune(cfg: Config, resume: bool = False) -> PruneResult:
     if pc.pretrained_path and not resume:
         load_initial_weights(model, pc.pretrained_path)
     if len(pc.input_shape) != 4:
-        raise RtmpruneError(f"{cfg.source or 'config'}: prune.input_shape must be [N, 3, H, W], got {pc.input_shape}")
+        where = cfg.source or "config"
+        raise RtmpruneError(f"{where}: prune.input_shape must be [N, 3, H, W], got {pc.input_shape}")
     pruner = GroupFisherPruner(model, torch.zeros(pc.input_shape), normalization=pc.normalization_type,
-                               interval=pc.interval, target_flop_ratio=pc.target_flop_ratio, divisor=pc.divisor)
+                               interval=pc.interval, target_flop_ratio=pc.target_flop_ratio,
+                               divisor=pc.divisor)
     logger = JsonlLogger(work_dir / "prune_log.jsonl" if dist.is_main() else None)
     pruner.on_prune = lambda record: logger.log(**record)
 

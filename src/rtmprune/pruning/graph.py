@@ -170,7 +170,7 @@ class _Propagator(fx.Interpreter):
 def build_channel_graph(
     model: nn.Module, example_inputs: Any, leaf_modules: Sequence[type | str] = ()
 ) -> ChannelGraph:
-    """Trace ``model`` and propagate channel elements on ``example_inputs`` (eval mode, no grad, no side effects)."""
+    """Trace ``model`` and propagate channel elements on ``example_inputs`` (eval, no grad)."""
     gm, opaque = trace(model, leaf_modules)
     inputs = example_inputs if isinstance(example_inputs, tuple) else (example_inputs,)
     batch = next((t.shape[0] for t in inputs if isinstance(t, torch.Tensor) and t.ndim > 0), 1)

@@ -6,10 +6,10 @@ Design (why it is safe for optimizers, schedulers, EMA and DDP):
   ``out_channel_mask`` (the complexity soft-mask protocol), plus a plain bool attribute
   ``_rtmprune_in_full`` so the hot path never syncs a device to ask "is anything masked?".
 - The function is changed only where a removed channel could still be *read*: every consumer (conv with
-  groups=1, linear) multiplies its input by ``in_channel_mask`` in a forward pre-hook, and channel-mixing norms
-  (LayerNorm over channels, GroupNorm(1)) recompute their statistics over the active channels only. Producers,
-  BN and depthwise convs keep computing the removed channels, but nothing consumes them, so the masked model
-  equals the sliced one exactly (tests check 1e-5).
+  groups=1, linear) multiplies its input by ``in_channel_mask`` in a forward pre-hook, and channel-mixing
+  norms (LayerNorm over channels, GroupNorm(1)) recompute their statistics over the active channels only.
+  Producers, BN and depthwise convs keep computing the removed channels, but nothing consumes them, so the
+  masked model equals the sliced one exactly (tests check 1e-5).
 - Hooks are module-level functions that read the buffers of the module they are called on. ``copy.deepcopy``
   (EMA, ``slim``) therefore copies masks *and* hooks: a deep copy behaves masked as of the copy. Later mask
   changes reach another copy through ``apply_masks_to(other, source)``, which copies buffers by module FQN.
@@ -123,7 +123,7 @@ class MaskState:
 
 
 def apply_masks_to(other: nn.Module, source: nn.Module) -> None:
-    """Copy the mask buffers (and hooks, if missing) of ``source`` onto ``other`` (e.g. an EMA copy), by FQN."""
+    """Copy the mask buffers (and hooks, if missing) of ``source`` onto ``other`` (e.g. an EMA copy)."""
     for fqn, module in source.named_modules():
         if not hasattr(module, "_rtmprune_in_full") and "out_channel_mask" not in module._buffers:
             continue

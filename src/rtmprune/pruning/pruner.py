@@ -8,8 +8,8 @@
 Each ``step()`` closes one iteration's Fisher; every ``interval`` steps (a full interval first: MMRazor's bug
 §9.7) the scores are all-reduced across ranks, normalised by each channel's cost and the schedule removes the
 cheapest channel (or block, with a divisor). Masks are soft (``masks.py``): parameter shapes never change, so
-the optimizer, scheduler, EMA and DDP are untouched; hooks sit on the inner modules, so the pruner works inside
-an ordinary DDP forward/backward (gradients are synchronised, unlike MMRazor's GroupFisherDDP, §9.2).
+the optimizer, scheduler, EMA and DDP are untouched; hooks sit on the inner modules, so the pruner works
+inside an ordinary DDP forward/backward (gradients are synchronised, unlike MMRazor's GroupFisherDDP, §9.2).
 """
 
 from __future__ import annotations
@@ -266,7 +266,7 @@ def apply_subnet(model_or_pruner: nn.Module | GroupFisherPruner, sub: dict | str
 
 
 def slim_from_subnet(model: nn.Module, example_inputs: Any, sub: dict | str, divisor: int = 1) -> nn.Module:
-    """Rebuild the slim architecture from a fresh full model (weights irrelevant), ready for load_state_dict."""
+    """Rebuild the slim architecture from a fresh full model (weights irrelevant), for load_state_dict."""
     pruner = apply_subnet(model, sub, example_inputs)
     pruner.remove()
     return pruner.slim(divisor)

@@ -200,7 +200,7 @@ def _getitem(ctx: Ctx, x: Any, cm: Any, idx: Any) -> Any:
     if not isinstance(x, torch.Tensor):
         return cm[idx] if isinstance(cm, (list, tuple)) and isinstance(idx, int) else None
     idx = idx if isinstance(idx, tuple) else (idx,)
-    if any(isinstance(i, torch.Tensor) or isinstance(i, (list, bool)) for i in idx):
+    if any(isinstance(i, (torch.Tensor, list, bool)) for i in idx):
         return _unknown(ctx, "indexed by a tensor")
     n_real = sum(1 for i in idx if i is not None and i is not Ellipsis)
     expanded: list[Any] = []
@@ -225,7 +225,8 @@ def _getitem(ctx: Ctx, x: Any, cm: Any, idx: Any) -> Any:
                 ctx.uf.block(ids, "strided channel slice")
             else:
                 # constant bounds: channels before the slice end must not move (tail channels may go)
-                ctx.uf.block(ids[: stop if stop < len(ids) else start], "before a constant channel slice bound")
+                fixed = ids[: stop if stop < len(ids) else start]
+                ctx.uf.block(fixed, "before a constant channel slice bound")
                 result[out_d] = ids[start:stop]
         in_d += 1
         out_d += 1

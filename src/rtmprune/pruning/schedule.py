@@ -3,9 +3,9 @@
 GroupFisher prunes the channel with the globally smallest normalised importance, never a unit's last channel.
 Divisor-aware mode (``divisor > 1``) prunes in quanta instead, so every pruned unit sits at a multiple of
 ``divisor`` and deployment needs no padding: a unit whose active count is not a multiple first loses its
-remainder (``count % divisor`` channels), afterwards whole blocks of ``divisor`` channels; a candidate block is
-the unit's lowest-scoring channels and is ranked by its *mean* normalised importance, so blocks of different
-sizes compare per channel. A unit never goes below ``divisor`` channels (below 1 in plain mode).
+remainder (``count % divisor`` channels), afterwards whole blocks of ``divisor`` channels; a candidate block
+is the unit's lowest-scoring channels and is ranked by its *mean* normalised importance, so blocks of
+different sizes compare per channel. A unit never goes below ``divisor`` channels (below 1 in plain mode).
 Units with a NaN/inf score on an active channel are skipped for this step and reported by name.
 """
 
@@ -36,7 +36,8 @@ class Decision:
     skipped: list[str]  # units skipped because of non-finite scores
 
 
-def select(scores: torch.Tensor, active: torch.Tensor, units: Sequence[UnitSlice], divisor: int = 1) -> Decision:
+def select(scores: torch.Tensor, active: torch.Tensor, units: Sequence[UnitSlice],
+           divisor: int = 1) -> Decision:
     """Choose the channels to remove given normalised scores ``[K]`` and the active mask ``[K]``."""
     best: tuple[float, UnitSlice, torch.Tensor] | None = None
     skipped = []

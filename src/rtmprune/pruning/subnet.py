@@ -2,8 +2,8 @@
 
 ``slim_model`` returns a deep copy whose convs, linears and norms really have fewer channels (plain
 ``nn.Conv2d``/``nn.BatchNorm2d``/``nn.Linear``/... with sliced parameters; state_dict keys unchanged). With
-``divisor > 1`` every unit is padded *up* to a multiple (never above its original width) with zero channels, as
-MMRazor's deploy does; the padded channels have zero producer weights, BN affine 0 (running_var 1) and zero
+``divisor > 1`` every unit is padded *up* to a multiple (never above its original width) with zero channels,
+as MMRazor's deploy does; the padded channels have zero producer weights, BN affine 0 (running_var 1) and zero
 consumer columns, so outputs stay identical. Units containing channel-mixing norms are never padded: extra
 zero channels would change their statistics.
 """
@@ -53,7 +53,8 @@ def read_subnet(subnet: dict | str | os.PathLike) -> tuple[dict[str, list[int] |
     if subnet.get("format") == SUBNET_FORMAT:
         return {k: list(v["kept"]) for k, v in subnet["units"].items()}, int(subnet.get("divisor", 1))
     if "format" in subnet:
-        raise RtmpruneError(f"{source}: unknown subnet format {subnet['format']!r} (expected {SUBNET_FORMAT})")
+        fmt = subnet["format"]
+        raise RtmpruneError(f"{source}: unknown subnet format {fmt!r} (expected {SUBNET_FORMAT})")
     divisor = int(subnet.get("divisor", 1))
     flat = subnet.get("fix_subnet", subnet)
     bad = [k for k, v in flat.items() if not isinstance(v, int) or isinstance(v, bool)]

@@ -3,8 +3,8 @@
 After ``graph.py`` has merged channel elements, every merged set is one *channel* (removing it removes one
 output channel of each producer, one input channel of each consumer, and one channel of each per-channel layer
 in between). Channels with the same members (same modules, same sides) and the same blocking reasons form a
-*unit*: the layer group of GroupFisher. Units are named like MMRazor's (``{first}_({start}, {end})_{N}``, first
-= the first producer in topological order), so its ``fix_subnet`` files apply directly.
+*unit*: the layer group of GroupFisher. Units are named like MMRazor's (``{first}_({start}, {end})_{N}``,
+first = the first producer in topological order), so its ``fix_subnet`` files apply directly.
 
 Every module position then maps to a global channel index (``Analysis.member_index``): prunable units own the
 contiguous range ``[unit.offset, unit.offset + N)``; index ``num_classes`` means "fixed".
@@ -131,7 +131,8 @@ def units_from_graph(cg: ChannelGraph) -> Analysis:
             seen[u.name] = 0
     lengths = {key: len(ids) for key, ids in cg.members.items()}
     analysis = Analysis([], [], {}, 0, cg.calls, cg.order, cg.opaque)
-    return reindex(analysis, [u for u in built if u.excluded is None], [u for u in built if u.excluded], lengths)
+    prunable = [u for u in built if u.excluded is None]
+    return reindex(analysis, prunable, [u for u in built if u.excluded], lengths)
 
 
 def reindex(analysis: Analysis, units: list[Unit], excluded: list[Unit],

@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="append one JSON line per (model, provider, batch) here")
     parser.add_argument("--keep-onnx", help="keep the exported models in this folder")
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of the table")
+    parser.add_argument(
+        "--profile", action="store_true", help="also print per-stage latency (ONNX Runtime profiler, batch 1)"
+    )
 
 
 def _runs_for(batch: int, runs: int) -> int:
@@ -145,6 +148,25 @@ def _table(records: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _profile_table(paths: dict[str, Path], threads: int) -> tuple[str, dict[str, dict[str, float]]]:
+    """Per-stage ms of every model at batch 1 (profiler times run high: compare columns, not to the table)."""
+    from rtmprune.deploy.latency import group_profile, profile_nodes
+
+    stages = {
+        name: group_profile(profile_nodes(path, 1, 30, threads), depth=2) for name, path in paths.items()
+    }
+    keys = sorted({k for groups in stages.values() for k in groups})
+    names = list(paths)
+    lines = [f"{'stage (ms)':<18}" + "".join(f"{n[:12]:>13}" for n in names)]
+    for key in [*keys, "total"]:
+        cells = []
+        for n in names:
+            value = sum(stages[n].values()) if key == "total" else stages[n].get(key, 0.0)
+            cells.append(f"{value / 1e3:>13.2f}")
+        lines.append(f"{key:<18}" + "".join(cells))
+    return "\n".join(lines), stages
+
+
 def run(args: argparse.Namespace) -> int:
     from rtmprune.deploy import latency
     from rtmprune.deploy.onnx import export_onnx
@@ -206,6 +228,12 @@ def run(args: argparse.Namespace) -> int:
                     best = min(pruned, key=lambda r: r["median_ms"])
                     fastest[(provider, batch)] = best["divisor"]
                     best["fastest_divisor"] = True
+        profile_text = None
+        if args.profile:
+            profile_text, stages = _profile_table(paths, args.threads)
+            for record in records:
+                if record["batch"] == 1:
+                    record["stage_us"] = stages[record["name"]]
     if args.out:
         logger = JsonlLogger(args.out)
         for record in records:
@@ -217,6 +245,9 @@ def run(args: argparse.Namespace) -> int:
         print(_table(records))
         for (provider, batch), divisor in fastest.items():
             print(f"fastest divisor ({provider.replace('ExecutionProvider', '')}, batch {batch}): {divisor}")
+        if profile_text:
+            print("\nper-stage latency at batch 1 (ONNX Runtime profiler; kernel times only):")
+            print(profile_text)
         unsteady = [r for r in records if r["alone_ratio"] is not None and abs(r["alone_ratio"] - 1) > 0.1]
         for r in unsteady:
             print(

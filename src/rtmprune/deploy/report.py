@@ -190,7 +190,9 @@ def plot_flops_ratio(
 
 
 def _short(name: str) -> str:
-    return name.removeprefix("backbone.").removesuffix(".conv")
+    """Axis label: ``backbone.stage2.0.conv_(0, 128)_128`` → ``stage2.0``."""
+    match = _MMRAZOR_KEY.match(name)
+    return (match["name"] if match else name).removeprefix("backbone.").removesuffix(".conv")
 
 
 def plot_unit_widths(

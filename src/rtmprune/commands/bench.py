@@ -3,7 +3,8 @@
 All models are exported to ONNX in a temporary folder and timed in ONE process, interleaved (round-robin),
 so every ratio in the table compares models under the same machine load (see `rtmprune.deploy.latency`).
 Weights do not change the work a convolution does, but their magnitudes can (denormal floats are slow), so
-models without trained weights get random conv weights and BatchNorm statistics with O(1) activations.
+every model gets random conv weights and BatchNorm statistics with O(1) activations, as trained weights
+give (``--keep-weights`` times a checkpoint with its own).
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=10, help="warm-up rounds (default 10)")
     parser.add_argument("--providers", nargs="*", help="cpu, cuda, tensorrt (default: CPU + GPU if present)")
     parser.add_argument("--input-size", type=int, nargs=2, metavar=("W", "H"), default=(192, 256))
+    parser.add_argument(
+        "--keep-weights", action="store_true", help="time --checkpoint with its own weights (default: random)"
+    )
     parser.add_argument("--no-alone-check", action="store_true", help="skip re-timing each model alone")
     parser.add_argument("--out", help="append one JSON line per (model, provider, batch) here")
     parser.add_argument("--keep-onnx", help="keep the exported models in this folder")
@@ -101,6 +105,10 @@ def _collect_models(args: argparse.Namespace) -> list[tuple[str, Any, dict[str, 
         for divisor in args.divisors:
             if args.checkpoint:
                 model, _ = model_loading.load_model_from_checkpoint(args.checkpoint, divisor=divisor)
+                if (
+                    not args.keep_weights
+                ):  # an untrained prune run's weights give ~1e-9 (denormal-prone) values
+                    _randomize(model)
                 arch = model.arch
             else:
                 model = model_loading.build_subnet_model(

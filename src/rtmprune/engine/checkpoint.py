@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,8 +156,12 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise RtmpruneError(f"checkpoint {path}: refused or corrupt pickle ({first})") from None
+        found = re.search(r"GLOBAL ([\w.]+)", str(err))
+        if found:  # the restricted unpickler stopped before running anything
+            raise RtmpruneError(
+                f"checkpoint {path}: refused, unpickling it would import or call code ({found.group(1)})"
+            ) from None
+        raise RtmpruneError(f"checkpoint {path}: cannot be read, truncated or corrupt (bad pickle)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
         first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise RtmpruneError(f"checkpoint {path}: cannot be read, truncated or corrupt ({first})") from None

@@ -19,6 +19,7 @@ whatever the number of loader workers. On CPU with ``deterministic`` the weights
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import time
@@ -195,6 +196,15 @@ def _gather_rng() -> list[dict[str, Any]]:
     return out
 
 
+def _wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
+    """DDP as MMEngine wraps it: no buffer broadcast before each forward (each rank keeps its BN stats)."""
+    ids = [device.index] if device.type == "cuda" else None
+    params = inspect.signature(nn.parallel.DistributedDataParallel).parameters
+    key = "forward_sync_buffers" if "forward_sync_buffers" in params else "broadcast_buffers"  # torch >= 2.13
+    no_sync = {key: False}
+    return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=False, **no_sync)
+
+
 def fit(model: nn.Module, cfg: Config, hooks: TrainHooks | None = None, *, resume: bool = False) -> FitResult:
     """Train ``model`` (built and loaded by the caller) with the RTMPose recipe of ``cfg.train``."""
     hooks, tc = hooks or TrainHooks(), cfg.train
@@ -229,12 +239,7 @@ def fit(model: nn.Module, cfg: Config, hooks: TrainHooks | None = None, *, resum
             restore_rng(state["rng"][info.rank])
         if hooks.load_extra_state is not None:
             hooks.load_extra_state(state.get("extra") or {})
-    ddp = model
-    if info.world_size > 1:  # MMEngine wraps with broadcast_buffers=False: each rank keeps its BN statistics
-        ids = [device.index] if device.type == "cuda" else None
-        ddp = nn.parallel.DistributedDataParallel(
-            model, device_ids=ids, broadcast_buffers=False, find_unused_parameters=False
-        )
+    ddp = _wrap_ddp(model, device) if info.world_size > 1 else model
     amp = tc.amp if device.type == "cuda" else None
     scaler = torch.amp.GradScaler("cuda", enabled=amp == "fp16")
     criterion = KLDiscretLoss(beta=10.0, label_softmax=True, use_target_weight=True)

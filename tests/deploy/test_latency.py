@@ -47,8 +47,9 @@ def test_interleaved_timing_orders_models(two_models):
         assert 0 < t.min_ms <= t.median_ms <= t.p90_ms
         assert "samples_ms" not in t.as_dict()
     assert timings["big"].median_ms > timings["small"].median_ms
-    alone = time_alone(sessions["big"], batch=2, runs=5)
-    timings["big"].alone_median_ms = alone
+    alone = time_alone(sessions, batch=2, runs=5, block=2)
+    assert set(alone) == {"small", "big"} and alone["big"] > alone["small"]
+    timings["big"].alone_median_ms = alone = alone["big"]
     assert timings["big"].alone_ratio == pytest.approx(timings["big"].median_ms / alone)
 
 

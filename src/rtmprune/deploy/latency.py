@@ -170,12 +170,25 @@ def time_interleaved(
     return {name: _summarise(name, provider, batch, samples[name]) for name in names}
 
 
-def time_alone(session: Any, batch: int, runs: int, warmup: int = 5) -> float:
-    """Median latency (ms) of ``session`` run back to back, for the interference check."""
-    feed = _feeds({"m": session}, batch)["m"]
-    for _ in range(warmup):
-        session.run(None, feed)
-    return statistics.median(_time_once(session, feed) for _ in range(runs))
+def time_alone(
+    sessions: dict[str, Any], batch: int, runs: int, block: int = 10, warmup: int = 2
+) -> dict[str, float]:
+    """Median latency (ms) of each session run back to back, for the interference check.
+
+    Each model runs ``block`` consecutive calls in turn, repeated until it has ``runs`` samples: the models
+    still share the machine's load drift (as in `time_interleaved`), but none is interrupted by another, so
+    a difference to the interleaved median shows interference between sessions, not a busier minute.
+    """
+    feeds = _feeds(sessions, batch)
+    for name, session in sessions.items():
+        for _ in range(warmup):
+            session.run(None, feeds[name])
+    samples: dict[str, list[float]] = {name: [] for name in sessions}
+    while any(len(v) < runs for v in samples.values()):
+        for name, session in sessions.items():
+            for _ in range(min(block, runs - len(samples[name]))):
+                samples[name].append(_time_once(session, feeds[name]))
+    return {name: statistics.median(v) for name, v in samples.items()}
 
 
 def profile_nodes(

@@ -82,3 +82,17 @@ def test_mmrazor_structure_and_padding(shared_dir):
     assert padded.flops / 1e9 == pytest.approx(0.440, abs=0.002) and padded.params / 1e6 == pytest.approx(
         3.60, abs=0.01
     )
+
+
+def test_mmrazor_finetuned_weights_with_fix_subnet(tmp_path, shared_dir):
+    """Slim weights without meta.subnet (as MMRazor's finetune saves them) + its flat fix_subnet."""
+    subnet = shared_dir / "fixtures" / "mmrazor" / "rtmpose-s_coco_fix_subnet.json"
+    slim = _random_bn(build_subnet_model("rtmpose-s", subnet, input_size=SIZE))
+    save_checkpoint(
+        tmp_path / "mmrazor.pth", slim.state_dict(), {"arch": "rtmpose-s", "input_size": list(SIZE)}
+    )
+    model, meta = load_model_from_checkpoint(tmp_path / "mmrazor.pth", divisor=16, fix_subnet=subnet)
+    assert meta["subnet"]["divisor"] == 16 and model.backbone.stem[0].conv.out_channels == 16
+    x = torch.randn(1, 3, SIZE[1], SIZE[0])
+    with torch.no_grad():
+        assert max((a - b).abs().max().item() for a, b in zip(slim(x), model(x), strict=True)) < 1e-5

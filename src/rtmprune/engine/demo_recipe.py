@@ -1,0 +1,608 @@
+"""``rtmprune demo``: the seed's experiment in miniature, on generated data, within a time budget.
+
+Stages (each one an ordinary recipe of this package, so the demo exercises the product, not a shortcut):
+
+1. ``data``: the embedded synthetic COCO keypoint set (`rtmprune.data.synthetic`).
+2. ``calibrate``: a few RTMPose-S/T training steps and one FLOPs count, timed, to size the run to ``minutes``.
+3. ``rtmpose-s``: RTMPose-S from scratch (`engine.train.fit`).
+4. ``prune``: GroupFisher from that checkpoint to FLOPs ratio <= 0.51, divisor-aware (`engine.prune_recipe`).
+5. ``finetune``: the slimmed model (`engine.finetune_recipe`).
+6. ``rtmpose-t``: RTMPose-T from scratch for exactly as many iterations (batches of the same size) as the
+   pruned model saw in baseline + prune + finetune together: the comparison of the seed at an equal budget.
+7. ``test``: the ten COCO metrics of each final checkpoint with flip test (`engine.recipes.test`).
+8. ``deploy``: ONNX export of each model, ONNX Runtime checked against torch.
+9. ``bench``: ONNX Runtime latency at batch 1, the three models interleaved in one process.
+10. ``report``: the results table (markdown + JSON) and the two plots of ``rtmprune report``.
+
+Sizing. The run is planned in iterations, not seconds, so a busy machine takes longer instead of training
+less. The plan comes from CPU time: single-thread process time per step (which a shared machine hardly
+changes) divided by the expected speed-up of the threads torch will use; on a GPU, synchronised wall time.
+The prune stage's length is known only afterwards (it stops at the target), so the finetune gets what the
+plan leaves after it, never less than a floor, and RTMPose-T then gets the same total.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from rtmprune.engine import dist
+from rtmprune.engine.config import Config, config_from_dict
+from rtmprune.errors import RtmpruneError
+from rtmprune.files import atomic_write_json, atomic_write_text
+from rtmprune.jsonlog import JsonlLogger
+
+__all__ = [
+    "DemoSettings",
+    "Calibration",
+    "DemoPlan",
+    "DemoResult",
+    "ROWS",
+    "settings_for",
+    "calibrate",
+    "make_plan",
+    "run_demo",
+    "format_table",
+]
+
+ROWS = ("RTMPose-S", "RTMPose-S pruned", "RTMPose-T")
+REFERENCE_SIZE = (192, 256)  # (w, h): the seed's input size, for the second pair of compute columns
+_MARKER = ".rtmprune-demo"  # marks work dirs the demo may delete when it runs again in the same --out
+_STAGES = ("data", "calibrate", "rtmpose-s", "prune", "finetune", "rtmpose-t", "test", "deploy", "bench",
+           "report")
+
+
+@dataclass
+class DemoSettings:
+    """What the demo runs; `settings_for` gives the defaults for a time budget."""
+
+    minutes: float = 10.0
+    input_size: tuple[int, int] = (96, 128)  # (w, h), multiples of 32
+    image_size: tuple[int, int] = (128, 128)  # synthetic images (w, h)
+    num_train: int = 400
+    num_val: int = 100
+    batch_size: int = 16
+    val_batch_size: int = 64
+    num_workers: int = 1
+    base_lr: float = 4e-3
+    warmup_iters: int = 30
+    # Share of the total iterations for the baseline; the finetune gets the rest after pruning, at least
+    # `min_finetune_share` of the total.
+    baseline_share: float = 0.5
+    min_finetune_share: float = 0.2
+    interval: int = 1
+    divisor: int = 16
+    lr_ratio: float = 0.1
+    finetune_lr: float = 4e-3
+    target_flop_ratio: float = 0.51
+    normalization: str = "act"
+    bench_runs: int = 300
+    bench_threads: int = 2
+    device: str = "auto"
+    seed: int = 0
+    # Expected pruning decisions (the plan's guess; the prune stage takes what it takes).
+    expected_decisions: int = 150
+    # Seconds kept for data, tests, export, bench and plots (scaled by the machine's speed).
+    reserve_seconds: float = 75.0
+    fixed_baseline_iters: int | None = None  # tests: skip the calibration and use these counts
+    fixed_min_finetune_iters: int | None = None
+    tiny: bool = False
+
+
+def settings_for(minutes: float = 10.0, tiny: bool = False, **overrides: Any) -> DemoSettings:
+    """Defaults for a budget of ``minutes``; ``tiny`` is the test-suite size (64x64, a few images)."""
+    if minutes <= 0:
+        raise RtmpruneError(f"--minutes must be positive, got {minutes:g}")
+    settings = DemoSettings(minutes=minutes)
+    if tiny:
+        settings = DemoSettings(
+            minutes=minutes, input_size=(64, 64), image_size=(64, 64), num_train=12, num_val=4, batch_size=4,
+            val_batch_size=16, num_workers=0, warmup_iters=2, bench_runs=10, reserve_seconds=0.0,
+            fixed_baseline_iters=3, fixed_min_finetune_iters=2, tiny=True,
+        )
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(settings, key, value)
+    w, h = settings.input_size
+    if w % 32 or h % 32 or w <= 0 or h <= 0:
+        raise RtmpruneError(f"--input-size {w} {h}: width and height must be positive multiples of 32")
+    if settings.divisor < 1 or settings.interval < 1:
+        raise RtmpruneError("--divisor and --interval must be >= 1")
+    return settings
+
+
+# ------------------------------------------------------------------------------------------- calibration
+
+
+@dataclass
+class Calibration:
+    """Estimated wall seconds per training iteration (S, T) and per pruning decision on this machine."""
+
+    device: str
+    s_step: float
+    t_step: float
+    decision: float
+    data_per_batch: float
+    threads: int
+    method: str
+
+
+def _thread_speedup(threads: int) -> float:
+    # Why not the thread count: small convolutions do not scale linearly; 2 threads give ~1.5x here.
+    return 1.0 + 0.5 * max(0, threads - 1)
+
+
+def _step_seconds(arch: str, settings: DemoSettings, device: torch.device, steps: int = 2) -> float:
+    """Seconds per training step of ``arch`` on random data (CPU: single-thread process time)."""
+    from rtmprune.engine.loss import KLDiscretLoss
+    from rtmprune.models import build_model
+
+    w, h, b = *settings.input_size, settings.batch_size
+    model = build_model(arch, input_size=(w, h)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    criterion = KLDiscretLoss(beta=10.0, label_softmax=True, use_target_weight=True)
+    x = torch.randn(b, 3, h, w, device=device)
+    targets = (torch.softmax(torch.randn(b, 17, 2 * w, device=device), -1),
+               torch.softmax(torch.randn(b, 17, 2 * h, device=device), -1))
+    weights = torch.ones(b, 17, device=device)
+    clock = time.process_time if device.type == "cpu" else time.perf_counter
+    start = 0.0
+    for i in range(steps + 1):  # the first step pays for allocation and kernel selection
+        if i == 1:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            start = clock()
+        loss = criterion(model(x), targets, weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (clock() - start) / steps
+
+
+def calibrate(settings: DemoSettings, data_root: Path) -> Calibration:
+    """Time a few RTMPose-S/T steps, one data batch and one FLOPs count (see the module docstring)."""
+    from rtmprune.complexity import measure
+    from rtmprune.data.loader import build_dataset
+    from rtmprune.data.transforms import build_pipeline
+    from rtmprune.models import build_model
+
+    device = dist.resolve_device(settings.device)
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)  # process time of one thread: the work, whatever else the machine runs
+    try:
+        s_step = _step_seconds("rtmpose-s", settings, device)
+        t_step = _step_seconds("rtmpose-t", settings, device)
+        start = time.process_time()
+        measure(build_model("rtmpose-s", input_size=settings.input_size), (1, 3, *settings.input_size[::-1]))
+        decision = time.process_time() - start
+        pipeline = build_pipeline("train2", tuple(settings.input_size))
+        dataset = build_dataset([_train_spec()], str(data_root), pipeline=pipeline)
+        start = time.process_time()
+        for i in range(min(8, len(dataset))):
+            dataset[i]
+        data_per_batch = (time.process_time() - start) / min(8, len(dataset)) * settings.batch_size
+    finally:
+        torch.set_num_threads(threads)
+    if device.type == "cpu":
+        speedup = _thread_speedup(threads)
+        # The loader's worker shares the same cores, so its CPU time adds to the step's.
+        return Calibration("cpu", (s_step + data_per_batch) / speedup, (t_step + data_per_batch) / speedup,
+                           decision, data_per_batch, threads, f"single-thread CPU time / {speedup:.1f}")
+    return Calibration(str(device), s_step, t_step, decision, data_per_batch, threads,
+                       "synchronised wall time")
+
+
+# ------------------------------------------------------------------------------------------------ plan
+
+
+@dataclass
+class DemoPlan:
+    iters_per_epoch: int
+    baseline_iters: int
+    total_iters: int  # baseline + prune + finetune of the pruned model = RTMPose-T's iterations
+    min_finetune_iters: int
+    estimated_seconds: float
+
+
+def _round_epochs(iters: float, ipe: int) -> int:
+    # Whole epochs: a slightly different calibration on another machine then gives the same plan.
+    return max(ipe, int(round(iters / ipe)) * ipe)
+
+
+def make_plan(settings: DemoSettings, cal: Calibration | None, iters_per_epoch: int) -> DemoPlan:
+    """Iterations per stage for the budget (module docstring); fixed counts when the settings give them."""
+    prune_iters = settings.expected_decisions * settings.interval
+    if settings.fixed_baseline_iters is not None or cal is None:
+        base = settings.fixed_baseline_iters or iters_per_epoch
+        min_ft = settings.fixed_min_finetune_iters or 1
+        # No guess of the prune length here: the finetune gets exactly its floor.
+        return DemoPlan(iters_per_epoch, base, base + min_ft, min_ft, float("nan"))
+    pruned_step = 0.8 * cal.s_step  # the slim model: about RTMPose-T's FLOPs, more layers
+    speed = cal.s_step / 0.3  # reserve scales with the machine: 0.3 s/step is 2 free cores of a 2024 CPU
+    available = settings.minutes * 60.0 - settings.reserve_seconds * max(1.0, speed)
+    available -= settings.expected_decisions * (cal.decision + settings.interval * (cal.s_step - pruned_step))
+    # total N: baseline share at S's cost, the rest (prune + finetune) at the slim cost, plus N steps of T
+    per_iter = settings.baseline_share * cal.s_step + (1 - settings.baseline_share) * pruned_step + cal.t_step
+    total = max(available / per_iter, 4 * iters_per_epoch)
+    total = _round_epochs(total, iters_per_epoch)
+    base = _round_epochs(settings.baseline_share * total, iters_per_epoch)
+    min_ft = max(iters_per_epoch, int(settings.min_finetune_share * total))
+    total = max(total, base + prune_iters + min_ft)
+    estimate = (base * cal.s_step + (total - base) * pruned_step + total * cal.t_step
+                + settings.expected_decisions * cal.decision + settings.reserve_seconds * max(1.0, speed))
+    return DemoPlan(iters_per_epoch, base, total, min_ft, estimate)
+
+
+# ------------------------------------------------------------------------------------------------ configs
+
+
+def _train_spec() -> dict[str, Any]:
+    return {"type": "coco", "ann_file": "annotations/train.json", "img_dir": "images/train/", "repeat": 1}
+
+
+def _config(settings: DemoSettings, data_root: Path, arch: str, work_dir: Path, iters: int, ipe: int,
+            flat_lr: bool = False, **sections: Any) -> Config:
+    """A training config that stops after exactly ``iters`` iterations, without validating inside ``fit``.
+
+    ``max_iters`` ends the run inside the last epoch's loop, which skips ``fit``'s validation: the test
+    stage evaluates every final checkpoint once instead. ``flat_lr`` (prune) puts the cosine out of reach.
+    """
+    epochs = max(1, math.ceil(iters / ipe)) * (4 if flat_lr else 1)
+    raw: dict[str, Any] = {
+        "work_dir": str(work_dir),
+        "data_root": str(data_root),
+        "model": {"name": arch, "num_keypoints": 17, "input_size": list(settings.input_size)},
+        "data": {
+            "train": [_train_spec()],
+            "val": {"type": "coco", "ann_file": "annotations/val.json", "img_dir": "images/val/"},
+            "batch_size": settings.batch_size,
+            "val_batch_size": settings.val_batch_size,
+            "num_workers": settings.num_workers,
+        },
+        "train": {
+            "max_epochs": epochs,
+            # Stage-2 (lighter) augmentation throughout: a few hundred iterations cannot absorb stage 1's
+            # 80-degree rotations and full cutout; every model gets the same pipeline.
+            "stage2_num_epochs": epochs,
+            "base_lr": settings.base_lr,
+            "weight_decay": 0.0,
+            "warmup_iters": min(settings.warmup_iters, max(1, iters // 4)),
+            # EMA off for S and T alike: with momentum 2e-4 it would average over more steps than the run has.
+            "ema": False,
+            "val_interval": epochs,
+            "seed": settings.seed + 21,
+            "max_iters": iters,
+            "log_interval": 10,
+            "device": settings.device,
+        },
+    }
+    raw.update(sections)
+    return config_from_dict(raw, where="demo")
+
+
+# ------------------------------------------------------------------------------------------------ running
+
+
+@dataclass
+class DemoResult:
+    out_dir: Path
+    rows: dict[str, dict[str, Any]]
+    table: str
+    settings: DemoSettings
+    plan: DemoPlan
+    calibration: Calibration | None
+    files: dict[str, Path] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def _prepare_work_dir(path: Path) -> Path:
+    """An empty work dir; one left by an earlier demo run is replaced, anything else is refused."""
+    if path.exists():
+        if not (path / _MARKER).exists():
+            raise RtmpruneError(f"{path} exists and was not written by `rtmprune demo`; choose another --out")
+        shutil.rmtree(path)
+    path.mkdir(parents=True)
+    (path / _MARKER).write_text("written by rtmprune demo; deleted when the demo runs again\n")
+    return path
+
+
+def _iters_per_epoch(data_root: Path, batch_size: int) -> int:
+    import json
+
+    with open(data_root / "annotations" / "train.json", encoding="utf-8") as f:
+        persons = sum(1 for a in json.load(f)["annotations"] if a.get("num_keypoints", 1) > 0)
+    ipe = persons // batch_size
+    if ipe < 1:
+        raise RtmpruneError(
+            f"the synthetic training set has {persons} persons: fewer than a batch of {batch_size}"
+        )
+    return ipe
+
+
+def run_demo(
+    out_dir: str | Path, settings: DemoSettings, say: Callable[[str], None] | None = None
+) -> DemoResult:
+    """Run every stage (module docstring) into ``out_dir``; return the rows of the table and the files."""
+    from rtmprune.data.synthetic import generate_synthetic_dataset
+
+    say = say or tqdm.write
+    start = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "demo_log.jsonl").unlink(missing_ok=True)
+    log = JsonlLogger(out / "demo_log.jsonl")
+    runs = out / "runs"
+    w, h = settings.input_size
+    stages = tqdm(total=len(_STAGES), desc="demo", unit="stage", dynamic_ncols=True)
+    stamps: dict[str, float] = {}
+
+    def stage(name: str, message: str) -> None:
+        stamps[name] = time.perf_counter()
+        stages.set_description(f"demo: {name}")
+        say(f"[{_STAGES.index(name) + 1}/{len(_STAGES)}] {message}")
+        log.log(event="stage", stage=name, elapsed=time.perf_counter() - start)
+
+    def done(name: str, **record: Any) -> None:
+        took = time.perf_counter() - stamps[name]
+        log.log(event="done", stage=name, seconds=took, elapsed=time.perf_counter() - start, **record)
+        stages.update(1)
+
+    log.log(event="start", settings=asdict(settings), load_avg=_load())
+    say(f"rtmprune demo: synthetic data at {w}x{h} (w x h); numbers show the pipeline, not COCO accuracy")
+    try:
+        # 1. data
+        stage("data", f"generating {settings.num_train} + {settings.num_val} synthetic images")
+        data_root = out / "data"
+        generate_synthetic_dataset(data_root, settings.num_train, settings.num_val, settings.seed,
+                                   size=tuple(settings.image_size))
+        ipe = _iters_per_epoch(data_root, settings.batch_size)
+        done("data", iters_per_epoch=ipe)
+        # 2. calibrate
+        stage("calibrate", "timing a few training steps to size the run")
+        cal = None if settings.fixed_baseline_iters is not None else calibrate(settings, data_root)
+        plan = make_plan(settings, cal, ipe)
+        if cal is not None:
+            say(f"    {cal.device}: RTMPose-S {cal.s_step:.2f} s/iter, RTMPose-T {cal.t_step:.2f} s/iter "
+                f"({cal.method}); plan: {plan.total_iters} iterations of batch {settings.batch_size} each, "
+                f"~{plan.estimated_seconds / 60:.1f} min on {cal.threads} free threads")
+        done("calibrate", calibration=asdict(cal) if cal else None, plan=asdict(plan))
+
+        # 3. baseline
+        from rtmprune.engine.recipes import build_from_config, test
+        from rtmprune.engine.train import fit
+
+        s_dir = _prepare_work_dir(runs / "rtmpose-s")
+        stage("rtmpose-s", f"training RTMPose-S from scratch: {plan.baseline_iters} iterations")
+        cfg_s = _config(settings, data_root, "rtmpose-s", s_dir, plan.baseline_iters, ipe)
+        fit(build_from_config(cfg_s), cfg_s)
+        done("rtmpose-s", iterations=plan.baseline_iters)
+
+        # 4. prune
+        from rtmprune.engine.prune_recipe import prune
+
+        p_dir = _prepare_work_dir(runs / "prune")
+        stage("prune", f"GroupFisher to FLOPs ratio <= {settings.target_flop_ratio} at {w}x{h}: divisor "
+                       f"{settings.divisor}, one decision every {settings.interval} iteration(s)")
+        cap = settings.interval * 2000  # a bound, never reached: a decision removes >= 1 channel
+        prune_section = {"pretrained_path": str(s_dir / "last.pth"), "interval": settings.interval,
+                         "normalization_type": settings.normalization, "lr_ratio": settings.lr_ratio,
+                         "target_flop_ratio": settings.target_flop_ratio, "input_shape": [1, 3, h, w],
+                         "divisor": settings.divisor}
+        cfg_p = _config(settings, data_root, "rtmpose-s", p_dir, cap, ipe, flat_lr=True, prune=prune_section)
+        pruned = prune(cfg_p)
+        if not pruned.done or pruned.checkpoint is None:
+            raise RtmpruneError(f"pruning stopped at FLOPs ratio {pruned.flop_ratio:.3f} before the target "
+                                f"{settings.target_flop_ratio} ({p_dir})")
+        prune_iters = pruned.fit.iteration
+        decisions = sum(1 for line in (p_dir / "prune_log.jsonl").read_text().splitlines() if line.strip())
+        say(f"    FLOPs ratio {pruned.flop_ratio:.3f} after {prune_iters} iterations ({decisions} decisions)")
+        done("prune", iterations=prune_iters, decisions=decisions, flop_ratio=pruned.flop_ratio)
+
+        # 5. finetune
+        from rtmprune.engine.finetune_recipe import finetune
+
+        finetune_iters = max(plan.min_finetune_iters, plan.total_iters - plan.baseline_iters - prune_iters)
+        total = plan.baseline_iters + prune_iters + finetune_iters
+        f_dir = _prepare_work_dir(runs / "finetune")
+        stage("finetune", f"finetuning the slim model: {finetune_iters} iterations")
+        cfg_f = _config(settings, data_root, "rtmpose-s", f_dir, finetune_iters, ipe,
+                        finetune={"pruned_path": str(pruned.checkpoint), "finetune_lr": settings.finetune_lr})
+        finetune(cfg_f)
+        done("finetune", iterations=finetune_iters)
+
+        # 6. RTMPose-T on the same budget
+        t_dir = _prepare_work_dir(runs / "rtmpose-t")
+        stage("rtmpose-t", f"training RTMPose-T from scratch on the same budget: {total} iterations "
+                           f"(= {plan.baseline_iters} + {prune_iters} + {finetune_iters})")
+        cfg_t = _config(settings, data_root, "rtmpose-t", t_dir, total, ipe)
+        fit(build_from_config(cfg_t), cfg_t)
+        done("rtmpose-t", iterations=total)
+
+        models = {
+            ROWS[0]: (cfg_s, s_dir / "last.pth", plan.baseline_iters),
+            ROWS[1]: (cfg_f, f_dir / "last.pth", total),
+            ROWS[2]: (cfg_t, t_dir / "last.pth", total),
+        }
+        rows: dict[str, dict[str, Any]] = {}
+        # 7. test
+        stage("test", "COCO keypoint metrics of the three models on the synthetic val set (flip test)")
+        for name, (cfg, checkpoint, iters) in models.items():
+            metrics = test(cfg, checkpoint)
+            rows[name] = {"metrics": metrics, "checkpoint": str(checkpoint), "iterations": iters,
+                          "images": iters * settings.batch_size}
+            log.log(event="test", model=name, **metrics)
+        done("test")
+
+        # 8. deploy
+        stage("deploy", f"ONNX export (opset 17) and ONNX Runtime vs torch, divisor {settings.divisor}")
+        subnet = _deploy(models, rows, settings, out, log)
+        done("deploy")
+
+        # 9. bench
+        stage("bench", f"ONNX Runtime latency, batch 1, {settings.bench_threads} threads, interleaved")
+        _bench(rows, settings, log)
+        done("bench")
+
+        # 10. report
+        stage("report", "results table and plots")
+        files, table = _report(rows, settings, plan, cal, out, p_dir, subnet,
+                        {"baseline": plan.baseline_iters, "prune": prune_iters, "decisions": decisions,
+                         "finetune": finetune_iters, "total": total}, time.perf_counter() - start)
+        done("report")
+    finally:
+        stages.close()
+    seconds = time.perf_counter() - start
+    log.log(event="end", seconds=seconds, load_avg=_load())
+    return DemoResult(out, rows, table, settings, plan, cal, files, seconds)
+
+
+def _load() -> float | None:
+    import os
+
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def _deploy(models: dict[str, tuple[Config, Path, int]], rows: dict[str, dict[str, Any]],
+            settings: DemoSettings, out: Path, log: JsonlLogger) -> dict[str, Any] | None:
+    """Export each model; fill FLOPs/params at the demo size and at 256x192; return the pruned subnet."""
+    from rtmprune.complexity import measure
+    from rtmprune.deploy.onnx import check_onnx, export_onnx, write_metadata
+    from rtmprune.engine.model_loading import build_subnet_model, load_model_from_checkpoint
+    from rtmprune.models import build_model
+
+    w, h = settings.input_size
+    subnet = None
+    for name, (cfg, checkpoint, _) in models.items():
+        model, meta = load_model_from_checkpoint(checkpoint, cfg=cfg, divisor=settings.divisor)
+        model.eval()
+        here = measure(model, (1, 3, h, w))
+        if meta.get("subnet") is not None:
+            subnet = meta["subnet"]
+            # Same structure at the seed's size: the units do not depend on the input size.
+            reference = build_subnet_model("rtmpose-s", subnet, divisor=settings.divisor,
+                                           input_size=REFERENCE_SIZE)
+        else:
+            reference = build_model(model.arch, input_size=REFERENCE_SIZE)
+        at_ref = measure(reference, (1, 3, REFERENCE_SIZE[1], REFERENCE_SIZE[0]))
+        path = out / (name.lower().replace(" ", "_") + ".onnx")
+        divisor = settings.divisor if meta.get("subnet") is not None else 1
+        props = {"arch": model.arch, "divisor": divisor, "simcc_split_ratio": model.simcc_split_ratio}
+        export_onnx(model, path, (1, 3, h, w), properties=props)
+        torch.manual_seed(0)
+        x = torch.randn(2, 3, h, w)
+        with torch.no_grad():
+            scale = max(float(o.abs().max()) for o in model(x))
+        diff = check_onnx(path, model, x)
+        # Absolute 1e-4 on O(1) outputs (as `rtmprune deploy`); trained logits can be larger, so relative.
+        if not diff <= 1e-4 * max(1.0, scale):
+            raise RtmpruneError(
+                f"{path}: ONNX Runtime differs from torch by {diff:.3g} (outputs up to {scale:.3g})"
+            )
+        write_metadata(path, {**props, "params": here.params, "flops": here.flops,
+                              "input_shape": [1, 3, h, w], "max_abs_diff_vs_torch": diff,
+                              "checkpoint": str(checkpoint), "subnet": meta.get("subnet")})
+        rows[name].update(flops=here.flops, params=here.params, flops_256x192=at_ref.flops,
+                          params_256x192=at_ref.params, onnx=str(path), ort_vs_torch=diff)
+        log.log(event="deploy", model=name, onnx=str(path), flops=here.flops, params=here.params,
+                flops_256x192=at_ref.flops, params_256x192=at_ref.params, max_abs_diff=diff)
+        tqdm.write(f"    {name}: {path.name}, ORT vs torch max |diff| {diff:.1e}")
+    base = rows[ROWS[0]]
+    for row in rows.values():
+        row["flop_ratio"] = row["flops"] / base["flops"]
+        row["flop_ratio_256x192"] = row["flops_256x192"] / base["flops_256x192"]
+    return subnet
+
+
+def _bench(rows: dict[str, dict[str, Any]], settings: DemoSettings, log: JsonlLogger) -> None:
+    from rtmprune.deploy import latency
+
+    sessions = {name: latency.make_session(row["onnx"], settings.bench_threads) for name, row in rows.items()}
+    with tqdm(total=settings.bench_runs, desc="bench", unit="round", leave=False, dynamic_ncols=True) as bar:
+        timings = latency.time_interleaved(sessions, 1, settings.bench_runs,
+                                           warmup=max(3, settings.bench_runs // 20),
+                                           progress=lambda: bar.update(1))
+    for name, timing in timings.items():
+        rows[name].update(ort_ms=timing.median_ms, ort_p90_ms=timing.p90_ms)
+        log.log(event="bench", **timing.as_dict())
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def format_table(rows: dict[str, dict[str, Any]], input_size: tuple[int, int]) -> str:
+    """The seed's table (markdown) plus the compute at 256x192 and the FLOPs ratio to RTMPose-S."""
+    w, h = input_size
+    head = ["Model", "AP", "AP50", "AP75", "AR", "AR50", f"GFLOPs ({w}x{h})", "Params (M)", "ORT ms",
+            "GFLOPs (192x256)", "Params (M, 192x256)", "FLOPs ratio"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, row in rows.items():
+        m = row.get("metrics", {})
+        cells = [name, *(_fmt(m.get(k), 3) for k in ("AP", "AP50", "AP75", "AR", "AR50")),
+                 _fmt(row["flops"] / 1e9, 3), _fmt(row["params"] / 1e6, 2), _fmt(row.get("ort_ms"), 2),
+                 _fmt(row["flops_256x192"] / 1e9, 3), _fmt(row["params_256x192"] / 1e6, 2),
+                 _fmt(row["flop_ratio"], 4)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _report(rows: dict[str, dict[str, Any]], settings: DemoSettings, plan: DemoPlan, cal: Calibration | None,
+            out: Path, prune_dir: Path, subnet: dict[str, Any] | None, iters: dict[str, int],
+            elapsed: float) -> tuple[dict[str, Path], str]:
+    """Write the plots, ``demo_results.md`` and ``demo_results.json``; return them and the printed text."""
+    from rtmprune.deploy.report import plot_flops_ratio, plot_unit_widths
+
+    w, h = settings.input_size
+    files: dict[str, Path] = {}
+    files["flops_plot"] = plot_flops_ratio(prune_dir / "prune_log.jsonl", out / "flops_ratio.png",
+                                           target=settings.target_flop_ratio)
+    files["widths_plot"] = plot_unit_widths(prune_dir / "fix_subnet.json", out / "unit_widths.png",
+                                            divisor=settings.divisor)
+    if subnet is not None:
+        files["subnet"] = atomic_write_json(out / "fix_subnet.json", subnet)
+    table = format_table(rows, settings.input_size)
+    pruned = rows[ROWS[1]]
+    notes = [
+        f"Synthetic data at reduced size: {settings.num_train} train / {settings.num_val} val generated "
+        f"images, input {w}x{h} (w x h), batch {settings.batch_size}. These numbers show the pipeline "
+        "working; they are not COCO accuracy and say nothing about the published AP.",
+        f"Budget: RTMPose-S baseline {iters['baseline']} iterations; GroupFisher prune {iters['prune']} "
+        f"iterations ({iters['decisions']} decisions, interval {settings.interval}, divisor "
+        f"{settings.divisor}, lr x {settings.lr_ratio}); finetune {iters['finetune']} iterations. "
+        f"RTMPose-T: {iters['total']} iterations, the same number of batches as the pruned model's three "
+        "stages together.",
+        f"Pruned FLOPs ratio {pruned['flop_ratio']:.4f} at {w}x{h} (target <= {settings.target_flop_ratio}), "
+        f"{pruned['flop_ratio_256x192']:.4f} at 192x256; GFLOPs are MACs (MMPose's convention).",
+        f"ORT ms: ONNX Runtime CPU, batch 1, {settings.bench_threads} threads, median of "
+        f"{settings.bench_runs} rounds, the three models interleaved (load average {(_load() or 0):.1f}).",
+        f"Wall time {elapsed / 60:.1f} min.",
+    ]
+    title = f"# rtmprune demo: GroupFisher on RTMPose-S vs RTMPose-T (synthetic data, {w}x{h})\n\n"
+    plots = ("![FLOPs ratio during pruning](flops_ratio.png)\n\n"
+             "![Unit widths before and after pruning](unit_widths.png)\n")
+    text = title + table + "\n" + "\n".join(f"- {n}" for n in notes) + "\n\n" + plots
+    files["table_md"] = atomic_write_text(out / "demo_results.md", text)
+    files["table_json"] = atomic_write_json(out / "demo_results.json", {
+        "format": "rtmprune.demo/1",
+        "synthetic": True,
+        "input_size": [w, h],
+        "rows": rows,
+        "iterations": iters,
+        "settings": asdict(settings),
+        "plan": asdict(plan),
+        "calibration": asdict(cal) if cal else None,
+        "notes": notes,
+        "seconds": elapsed,
+    })
+    return files, table + "\n" + "\n".join(f"* {n}" for n in notes) + "\n"

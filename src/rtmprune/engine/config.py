@@ -101,6 +101,7 @@ class TrainConfig:
     log_interval: int = 50  # iterations between log.jsonl records
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     flip_test: bool = True
+    augment: bool = True  # false: plain val-style crops, no random augmentation (debugging, smoke tests)
 
 
 @dataclass

@@ -147,6 +147,8 @@ def _stage(cfg: Config, epoch: int) -> str:
 
 
 def _pipeline(cfg: Config, stage: str):
+    if stage != "val" and not cfg.train.augment:  # plain crops with targets: no random augmentation
+        return build_pipeline("val", tuple(cfg.model.input_size), tuple(cfg.model.sigma), with_targets=True)
     return build_pipeline(stage, tuple(cfg.model.input_size), tuple(cfg.model.sigma))
 
 

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("RTMPRUNE_SHARED", ROOT.parent / "shared"))
-PARITY = SHARED / "fixtures" / "mmpose-parity"
-MMRAZOR = SHARED / "fixtures" / "mmrazor"
-SAMPLES = SHARED / "data" / "mmpose-samples"
+from shared_paths import SHARED
 
 
 @pytest.fixture(autouse=True)

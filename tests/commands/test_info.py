@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from conftest import MMRAZOR, PARITY
 from rtmprune.cli import main
 from rtmprune.models import build_model, save_checkpoint
+from shared_paths import MMRAZOR, PARITY
 
 
 def _json(capsys, argv: list[str]) -> dict:

@@ -8,12 +8,12 @@ import shutil
 import numpy as np
 import pytest
 
-from conftest import SAMPLES
 from rtmprune.data.aic import AIC_TO_COCO, AicDataset
 from rtmprune.data.coco import CocoDataset
 from rtmprune.data.combined import CombinedDataset
 from rtmprune.data.loader import build_dataloader, build_dataset
 from rtmprune.errors import RtmpruneError
+from shared_paths import SAMPLES
 
 COCO_ANN = SAMPLES / "coco" / "test_coco.json"
 COCO_DET = SAMPLES / "coco" / "test_coco_det_AP_H_56.json"

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import SAMPLES
 from rtmprune.data.coco import CocoDataset
 from rtmprune.data.loader import build_dataloader, build_dataset, switch_pipeline
 from rtmprune.data.transforms import (
@@ -23,6 +22,7 @@ from rtmprune.data.transforms import (
 )
 from rtmprune.keypoints.coco import FLIP_INDICES
 from rtmprune.keypoints.geometry import get_warp_matrix, keypoints_to_image, transform_points
+from shared_paths import SAMPLES
 
 W, H = 160, 200
 INPUT = (96, 128)

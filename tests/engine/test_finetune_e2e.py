@@ -7,11 +7,11 @@ import json
 
 import pytest
 import torch
-from tests.conftest import ROOT
 
 from rtmprune.cli import main
 from rtmprune.engine.finetune_recipe import resolve_pruned_path
 from rtmprune.errors import RtmpruneError
+from shared_paths import ROOT
 
 CONFIG = str(ROOT / "configs" / "synthetic" / "rtmpose-t_synthetic-128x96.yaml")
 

@@ -8,10 +8,10 @@ import logging
 import numpy as np
 import pytest
 
-from conftest import SAMPLES
 from rtmprune.errors import RtmpruneError
 from rtmprune.evaluation.coco_metric import METRIC_NAMES, evaluate_coco, oks_iou, oks_nms, rescore
 from rtmprune.keypoints.coco import SIGMAS
+from shared_paths import SAMPLES
 
 ANN = SAMPLES / "coco" / "test_coco.json"
 

@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import SAMPLES
 from rtmprune.cli import main
 from rtmprune.evaluation.coco_metric import METRIC_NAMES
 from rtmprune.evaluation.predict import predict_dataset, predict_topdown
 from rtmprune.keypoints.coco import FLIP_INDICES, KEYPOINT_NAMES
 from rtmprune.keypoints.topdown import postprocess, preprocess
+from shared_paths import SAMPLES
 
 COCO = SAMPLES / "coco"
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import PARITY
 from rtmprune.errors import RtmpruneError
 from rtmprune.models import build_model, load_checkpoint, read_checkpoint, save_checkpoint
+from shared_paths import PARITY
 
 T_WEIGHTS = PARITY / "rtmpose_t_seed0.pth"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import PARITY
 from rtmprune.models import build_model, list_models
+from shared_paths import PARITY
 
 PARAMS = {"rtmpose-t": 3_337_007, "rtmpose-s": 5_473_251, "rtmpose-m": 13_587_611, "rtmpose-l": 27_660_339}
 

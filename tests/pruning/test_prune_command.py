@@ -6,11 +6,11 @@ import json
 
 import pytest
 import torch
-from tests.conftest import ROOT
 
 from rtmprune.cli import main
 from rtmprune.engine.config import load_config
 from rtmprune.engine.prune_recipe import prune
+from shared_paths import ROOT
 
 CONFIG = ROOT / "configs" / "synthetic" / "rtmpose-t_synthetic-128x96.yaml"
 

@@ -10,11 +10,11 @@ import sys
 
 import pytest
 import torch
-from tests.conftest import ROOT
 from tests.pruning.helpers import assert_slim_equals_masked, train_steps
 from tests.pruning.zoo import ZOO
 
 from rtmprune.pruning import GroupFisherPruner
+from shared_paths import ROOT
 
 
 def _pruner(name="csp_block", **kw):

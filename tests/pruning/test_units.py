@@ -6,11 +6,11 @@ import json
 
 import pytest
 import torch
-from tests.conftest import MMRAZOR
 from tests.pruning.zoo import ZOO
 
 from rtmprune.models import build_model
 from rtmprune.pruning import analyze_model
+from shared_paths import MMRAZOR
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import torch
 from tests.pruning.helpers import assert_slim_equals_masked, train_steps
 from tests.pruning.zoo import ZOO
 
+from o1_weights import randomize_weights
 from rtmprune.models import build_model
 from rtmprune.pruning import GroupFisherPruner
 
@@ -26,7 +27,7 @@ def test_zoo_prunes_and_slims(name):
 
 @pytest.mark.parametrize("arch", ["rtmpose-t", "rtmpose-s"])
 def test_rtmpose_prunes_and_slims(arch):
-    model, x = build_model(arch), torch.randn(2, 3, 256, 192)
+    model, x = randomize_weights(build_model(arch)).train(), torch.randn(2, 3, 256, 192)
     pruner = GroupFisherPruner(model, x[:1], normalization="flops", interval=1, target_flop_ratio=0.2)
     train_steps(model, pruner, x, steps=2, lr=1e-3)
     pruner.active[torch.randperm(pruner.active.numel())[:300]] = False  # plus random widths everywhere

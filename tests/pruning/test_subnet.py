@@ -6,21 +6,22 @@ import json
 
 import pytest
 import torch
-from tests.conftest import MMRAZOR
 from tests.pruning.helpers import assert_slim_equals_masked
 from tests.pruning.zoo import ZOO
 
+from o1_weights import randomize_weights
 from rtmprune.complexity import measure
 from rtmprune.errors import RtmpruneError
 from rtmprune.models import build_model
 from rtmprune.pruning import GroupFisherPruner, apply_subnet, slim_from_subnet
+from shared_paths import MMRAZOR
 
 SHAPE = (1, 3, 256, 192)
 
 
 @pytest.fixture(scope="module")
 def pruned_s():
-    model = build_model("rtmpose-s").eval()
+    model = randomize_weights(build_model("rtmpose-s"))
     pruner = apply_subnet(model, str(MMRAZOR / "rtmpose-s_coco_fix_subnet.json"), torch.randn(SHAPE))
     return model, pruner
 

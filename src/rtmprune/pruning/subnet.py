@@ -185,7 +185,9 @@ def slim_model(model: nn.Module, analysis: Analysis, active: torch.Tensor, divis
             args = {}
             for s in ("in", "out"):
                 index = entry.get(s)
-                if index is None or bool(keep_ext[index].all()):
+                # Nothing to do only when every channel is kept AND none is a revived zero channel: a unit
+                # padded back to its full width still needs its revived channels zeroed.
+                if index is None or (bool(keep_ext[index].all()) and not bool(zero_ext[index].any())):
                     args[f"keep_{s}"] = args[f"zero_{s}"] = None
                     continue
                 keep = keep_ext[index]

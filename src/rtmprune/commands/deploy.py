@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from rtmprune.commands._options import add_overrides
+
 __all__ = ["HELP", "EXAMPLES", "add_arguments", "run"]
 
 HELP = "export a (pruned) checkpoint to ONNX padded to a divisor, checked against torch with ONNX Runtime"
@@ -35,15 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tolerance", type=float, default=1e-4, help="max |ORT - torch| allowed (default 1e-4)"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override config keys (YAML values; repeatable)",
-    )
+    add_overrides(parser)
 
 
 def run(args: argparse.Namespace) -> int:

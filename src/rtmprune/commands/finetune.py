@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from rtmprune.commands._options import add_overrides, add_resume
+
 __all__ = ["HELP", "EXAMPLES", "add_arguments", "run"]
 
 HELP = "finetune a pruned checkpoint (finetune.pruned_path) at finetune.finetune_lr with the full schedule"
@@ -18,16 +20,8 @@ EXAMPLES = """
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML config with a finetune: section (pruned_path, finetune_lr)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override config keys, e.g. --set train.max_epochs=10 (YAML values; repeatable)",
-    )
-    parser.add_argument("--resume", action="store_true", help="continue exactly where work_dir/last.pth left")
+    add_overrides(parser, "train.max_epochs=10")
+    add_resume(parser)
 
 
 def run(args: argparse.Namespace) -> int:

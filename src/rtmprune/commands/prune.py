@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from rtmprune.commands._options import add_overrides, add_resume
+
 __all__ = ["HELP", "EXAMPLES", "add_arguments", "run"]
 
 HELP = "GroupFisher pruning: train at base_lr x lr_ratio, drop a channel per interval until the FLOPs target"
@@ -17,10 +19,8 @@ EXAMPLES = """
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML config with a prune: section (see configs/group_fisher/)")
-    parser.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[],
-                        metavar="KEY=VALUE",
-                        help="override config keys, e.g. --set prune.interval=25 data.batch_size=64")
-    parser.add_argument("--resume", action="store_true", help="continue exactly where work_dir/last.pth left")
+    add_overrides(parser, "prune.interval=25 data.batch_size=64")
+    add_resume(parser)
 
 
 def run(args: argparse.Namespace) -> int:

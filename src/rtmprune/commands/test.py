@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from rtmprune.commands._options import add_overrides
+
 __all__ = ["HELP", "EXAMPLES", "add_arguments", "run"]
 
 HELP = "evaluate a checkpoint on the config's val set with flip test (the ten COCO keypoint metrics)"
@@ -20,15 +22,7 @@ EXAMPLES = """
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML config (its data.val and model sections are used)")
     parser.add_argument("checkpoint", help="weights: our last.pth/best.pth, an MMPose .pth, or .safetensors")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override config keys (YAML values; repeatable)",
-    )
+    add_overrides(parser)
     parser.add_argument("--json", action="store_true", help="print only the ten metrics as one JSON object")
 
 

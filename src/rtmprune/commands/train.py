@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from rtmprune.commands._options import add_overrides, add_resume
+
 __all__ = ["HELP", "EXAMPLES", "add_arguments", "run"]
 
 HELP = "train RTMPose from a YAML config (EMA, flat-cosine lr, stage-2 switch, flip-test validation)"
@@ -18,16 +20,8 @@ EXAMPLES = """
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="YAML config (see configs/)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="extend",
-        nargs="+",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override config keys, e.g. --set train.max_epochs=10 data.batch_size=32 (YAML; repeatable)",
-    )
-    parser.add_argument("--resume", action="store_true", help="continue exactly where work_dir/last.pth left")
+    add_overrides(parser, "train.max_epochs=10 data.batch_size=32")
+    add_resume(parser)
 
 
 def run(args: argparse.Namespace) -> int:

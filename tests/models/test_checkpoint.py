@@ -183,3 +183,10 @@ def test_non_tensor_entry_named(model, t_state, tmp_path) -> None:
     torch.save({"state_dict": dict(t_state) | {"backbone.odd": [1, 2]}}, path)
     with pytest.raises(RtmpruneError, match=r"backbone\.odd.*not a tensor"):
         load_checkpoint(model, path)
+
+
+def test_url_is_refused_without_downloading():
+    url = "https://download.openmmlab.com/mmpose/v1/projects/rtmpose/rtmpose-s.pth"
+    with pytest.raises(RtmpruneError, match="is a URL: rtmprune never downloads") as info:
+        load_checkpoint(build_model("rtmpose-t"), url)
+    assert url in str(info.value) and "\n" not in str(info.value)

@@ -62,6 +62,10 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         RtmpruneError: missing, truncated or corrupt file; a pickle that would import or call code;
             no weights; a non-tensor weight; NaN or inf values.
     """
+    if "://" in str(path):  # never fetch at run time: the user downloads once, we read local files only
+        raise RtmpruneError(
+            f"checkpoint {path} is a URL: rtmprune never downloads; download it and pass the local path"
+        )
     path = Path(path)
     if not path.is_file():
         raise RtmpruneError(f"checkpoint {path}: no such file")

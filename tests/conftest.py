@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# Before torch is imported anywhere: spinning OpenMP waits stall badly when test processes (torchrun
+# workers, CLI subprocesses) share the 2 cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 

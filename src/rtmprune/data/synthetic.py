@@ -15,10 +15,12 @@ Design choices that keep the set learnable by a small model yet not trivial:
 * 1–3 persons per image spread over horizontal slots, 30–90 % of the image height, random limb
   lengths, joint angles, foreshortening and in-plane rotation; occluding shapes mark the keypoints
   they cover as visibility 1; keypoints outside the image get visibility 0 and coordinates 0.
-* Backgrounds are textured (colour field, stripes or blotches, noise, flat clutter shapes) but at moderate
+* Backgrounds are textured (colour field, stripes or blotches, noise, flat clutter shapes) but at low
   contrast around one base colour, while the figures are saturated. With full-range rainbow fields a small
   model trained from scratch for a few hundred iterations only ever learned the mean pose (12 px median
-  error on plain crops, even on one person per image without occluders); on these it learns to localise.
+  error on plain crops, even on one person per image without occluders, while the same figures on flat
+  backgrounds were localised within ~2 px after 300 iterations); at moderate contrast (about a third of
+  the old range) it escaped the mean pose on one seed but not on another, so the contrast stays low.
 * ``area`` is the pixel area of the person's silhouette (as COCO's segmentation area), ``bbox`` its
   tight box, so OKS behaves as on real data.
 """
@@ -63,7 +65,7 @@ class SyntheticPaths:
 
 
 def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
-    """Textured clutter at moderate contrast around one base colour: a gentle low-frequency colour field,
+    """Textured clutter at low contrast around one base colour: a gentle low-frequency colour field,
     stripes or blotches, fine noise and a few flat shapes, with no person-like structure.
 
     The contrast is bounded on purpose: strong large-scale colour swings (e.g. a rainbow field spanning
@@ -72,23 +74,23 @@ def _background(rng: np.random.Generator, w: int, h: int) -> np.ndarray:
     """
     base = rng.uniform(60, 195, size=3).astype(np.float32)
     low = rng.uniform(-1, 1, size=(rng.integers(2, 6), rng.integers(2, 6), 3)).astype(np.float32)
-    img = base + cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC) * rng.uniform(8, 24)
+    img = base + cv2.resize(low, (w, h), interpolation=cv2.INTER_CUBIC) * rng.uniform(3, 10)
     kind = rng.integers(0, 3)
     if kind == 1:  # stripes
         period = rng.uniform(6, 30)
         ang = rng.uniform(0, math.pi)
         xx, yy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
         wave = np.sin((xx * math.cos(ang) + yy * math.sin(ang)) * (2 * math.pi / period))
-        img += (wave * rng.uniform(4, 12))[..., None]
+        img += (wave * rng.uniform(2, 6))[..., None]
     elif kind == 2:  # blotchy texture
         tex = rng.normal(0, 1, size=(h // 4 + 1, w // 4 + 1)).astype(np.float32)
         tex = cv2.resize(tex, (w, h), interpolation=cv2.INTER_LINEAR)
-        img += (tex * rng.uniform(4, 10))[..., None]
-    img += rng.normal(0, rng.uniform(2, 5), size=(h, w, 1)).astype(np.float32)
+        img += (tex * rng.uniform(2, 5))[..., None]
+    img += rng.normal(0, rng.uniform(1.5, 4), size=(h, w, 1)).astype(np.float32)
     out = np.clip(img, 0, 255).astype(np.uint8)
     # A few flat background shapes (rectangles/ellipses/lines) in colours near the base: moderate clutter.
     for _ in range(int(rng.integers(0, 5))):
-        color = tuple(int(c) for c in np.clip(base + rng.uniform(-45, 45, size=3), 0, 255))
+        color = tuple(int(c) for c in np.clip(base + rng.uniform(-25, 25, size=3), 0, 255))
         x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
         s = int(rng.integers(max(4, min(w, h) // 20), max(5, min(w, h) // 5)))
         shape = rng.integers(0, 3)

@@ -3,7 +3,10 @@
 A smoke test of the whole loop (loss, optimiser, schedule, validation), sized for 2 CPU cores (~1-2 min):
 RTMPose-T at 64x64 on 8 generated images, plain crops (``train.augment: false``), evaluated on the images it
 trained on. Learning to localise on *held-out* images from scratch is measured by the 30-epoch synthetic run
-(configs/synthetic), not here: from scratch it needs far more than a few hundred iterations.
+(configs/synthetic: RTMPose-T, 400 images, plain crops, 660 iterations of batch 32 at 128x96: when it leaves
+the mean-pose plateau it reaches val AP ~0.3-0.4 by iteration 220 and ~0.6 at the end), not here: a
+held-out version that fits ~2 min on 2 shared cores (96x64, 160 images, ~320 iterations of batch 16)
+measured held-out AP 0.009, still on the mean pose.
 """
 
 from __future__ import annotations

@@ -66,7 +66,7 @@ class DemoSettings:
 
     minutes: float = 10.0
     input_size: tuple[int, int] = (96, 128)  # (w, h), multiples of 32
-    image_size: tuple[int, int] = (128, 128)  # synthetic images (w, h)
+    image_size: tuple[int, int] = (256, 256)  # synthetic images (w, h), as the synthetic configs use
     num_train: int = 400
     num_val: int = 100
     batch_size: int = 16

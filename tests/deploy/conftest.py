@@ -9,5 +9,5 @@ from o1_weights import randomize_weights
 
 @pytest.fixture(scope="session")
 def randomize():
-    """The `_randomize` function, as a fixture (test modules cannot import a conftest)."""
+    """`randomize_weights`, as a fixture (test modules cannot import a conftest)."""
     return randomize_weights

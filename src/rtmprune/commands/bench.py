@@ -68,35 +68,17 @@ def _runs_for(batch: int, runs: int) -> int:
     return max(15, int(runs / batch**0.5))
 
 
-def _randomize(model: Any, seed: int = 0) -> Any:
-    """O(1) activations without training: random conv weights (He) and BatchNorm statistics."""
-    import torch
-    from torch import nn
-
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.Conv2d):
-                fan_in = module.weight[0].numel()
-                module.weight.copy_(torch.randn(module.weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
-            elif isinstance(module, nn.BatchNorm2d):
-                n = module.num_features
-                module.weight.copy_(0.5 + torch.rand(n, generator=gen))
-                module.bias.copy_(0.1 * torch.randn(n, generator=gen))
-                module.running_mean.copy_(0.1 * torch.randn(n, generator=gen))
-                module.running_var.copy_(0.5 + torch.rand(n, generator=gen))
-    return model.eval()
-
-
 def _collect_models(args: argparse.Namespace) -> list[tuple[str, Any, dict[str, Any]]]:
     """(name, torch model, info) for every model to time; info has kind / divisor / arch."""
+    from rtmprune.deploy.random_weights import randomize_weights
     from rtmprune.errors import RtmpruneError
     from rtmprune.models import build_model
 
     size = tuple(args.input_size)
     out: list[tuple[str, Any, dict[str, Any]]] = []
     for arch in args.models:
-        out.append((arch, _randomize(build_model(arch, input_size=size)), {"kind": "baseline", "arch": arch}))
+        model = randomize_weights(build_model(arch, input_size=size))
+        out.append((arch, model, {"kind": "baseline", "arch": arch}))
     if args.checkpoint and args.subnet:
         raise RtmpruneError("give --checkpoint or --subnet, not both")
     if args.checkpoint or args.subnet or args.mmrazor_subnet:
@@ -108,13 +90,13 @@ def _collect_models(args: argparse.Namespace) -> list[tuple[str, Any, dict[str, 
                 if (
                     not args.keep_weights
                 ):  # an untrained prune run's weights give ~1e-9 (denormal-prone) values
-                    _randomize(model)
+                    randomize_weights(model)
                 arch = model.arch
             else:
                 model = model_loading.build_subnet_model(
                     args.arch, args.subnet, divisor=divisor, input_size=size
                 )
-                _randomize(model)
+                randomize_weights(model)
                 arch = args.arch
             info = {"kind": "pruned", "arch": arch, "divisor": divisor}
             out.append((f"pruned d{divisor}", model, info))
@@ -123,7 +105,7 @@ def _collect_models(args: argparse.Namespace) -> list[tuple[str, Any, dict[str, 
         model = model_loading.build_subnet_model(
             "rtmpose-s", args.mmrazor_subnet, divisor=divisor, input_size=size
         )
-        out.append((f"mmrazor d{divisor}", _randomize(model), {"kind": "mmrazor", "divisor": divisor}))
+        out.append((f"mmrazor d{divisor}", randomize_weights(model), {"kind": "mmrazor", "divisor": divisor}))
     return out
 
 

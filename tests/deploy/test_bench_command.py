@@ -33,12 +33,18 @@ def test_bench_json_lines(tmp_path, capsys, shared_dir):
     )
     assert d1["flops"] < d16["flops"] and d16["divisor"] == 16
     assert sum(r.get("fastest_divisor", False) for r in records) == 2  # one per batch size
+    m1 = next(r for r in records if r["name"] == "mmrazor d16" and r["batch"] == 1)
+    assert m1["vs_mmrazor"] == 1.0 and d16["vs_mmrazor"] == d16["median_ms"] / m1["median_ms"]
 
 
-def test_bench_table(capsys):
-    assert (
-        main(["bench", "--models", "rtmpose-t", "--batch", "1", "--runs", "3", "--input-size", "64", "96"])
-        == 0
-    )
+def test_bench_table_with_named_subnets(capsys, shared_dir):
+    fixtures = shared_dir / "fixtures" / "mmrazor"
+    subnets = [f"coco={fixtures / 'rtmpose-s_coco_fix_subnet.json'}",
+               f"aic={fixtures / 'rtmpose-s_aic-coco_fix_subnet.json'}"]
+    args = ["bench", "--models", "rtmpose-t", "--subnet", *subnets, "--divisors", "8", "16", "--batch", "1"]
+    assert main([*args, "--runs", "3", "--input-size", "64", "96", "--no-alone-check"]) == 0
     text = capsys.readouterr().out
-    assert "median ms" in text and "rtmpose-t" in text
+    assert "median ms" in text and "xMMR" in text
+    rows = {" ".join(line.split()[:2]) for line in text.splitlines() if " CPU " in line}
+    assert rows == {"rtmpose-t CPU", "coco d8", "coco d16", "aic d8", "aic d16"}
+    assert "fastest divisor (coco, CPU, batch 1)" in text and "fastest divisor (aic, CPU, batch 1)" in text

@@ -8,11 +8,13 @@ import torch
 from rtmprune.deploy.latency import (
     available_providers,
     make_session,
+    module_times,
     percentile,
     session_input_shape,
     time_alone,
     time_interleaved,
 )
+from rtmprune.deploy.module_profile import profile_module_times
 from rtmprune.deploy.onnx import export_onnx
 
 
@@ -57,3 +59,41 @@ def test_percentile_and_providers():
     assert percentile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 90) == pytest.approx(9.1)
     assert "CPUExecutionProvider" in available_providers()
     assert available_providers(["cpu", "NoSuchProvider"]) == ["CPUExecutionProvider"]
+
+
+def test_module_times_sums_node_times_by_module_path():
+    nodes = {
+        "/backbone/stem/stem.0/conv/Conv": {"op": "FusedConv", "us": 2.0},
+        "/backbone/stem/stem.0/conv/Conv_output_0_nchwc": {"op": "ReorderOutput", "us": 1.0},
+        "/backbone/stage1/stage1.1/blocks/blocks.0/conv1/conv/Conv": {"op": "Conv", "us": 4.0},
+        "/head/final_layer/Conv": {"op": "Conv", "us": 5.0},
+        "ReorderOutput_12": {"op": "ReorderOutput", "us": 7.0},  # graph-level: no module
+        "/Reshape": {"op": "Reshape", "us": 1.0},
+    }
+    assert module_times(nodes) == {
+        "backbone.stem.0.conv": 3.0,
+        "backbone.stage1.1.blocks.0.conv1.conv": 4.0,
+        "head.final_layer": 5.0,
+    }
+
+
+class _TwoHeads(torch.nn.Module):  # export_onnx expects a pose model's (simcc_x, simcc_y)
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(3, 16, 3, padding=1), torch.nn.BatchNorm2d(16),
+                                        torch.nn.SiLU())
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(16, 8, 3, padding=1), torch.nn.ReLU())
+
+    def forward(self, x):
+        y = self.body(self.stem(x)).flatten(2)
+        return y, y * 2
+
+
+def test_profile_module_times_names_real_modules():
+    model = _TwoHeads().train()
+    times = profile_module_times(model, (1, 3, 32, 32), threads=1, runs=5)
+    assert model.training  # the caller's model is untouched
+    names = {name for name, _ in model.named_modules()}
+    assert times and set(times) <= names, times
+    # ONNX Runtime folds BN into the conv and may name a fused conv+activation after either node
+    assert "stem.0" in times and {"body.0", "body.1"} & set(times) and all(t > 0 for t in times.values())

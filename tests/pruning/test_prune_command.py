@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -26,13 +27,15 @@ def _overrides(data_root, work_dir, *extra):
     return [f"work_dir={work_dir}", f"data_root={data_root}", "data.batch_size=4", "data.num_workers=0",
             "train.max_epochs=50", "train.val_interval=1000", "train.ema=false", "train.deterministic=true",
             "train.device=cpu", "train.log_interval=5", "train.warmup_iters=5", "prune.interval=1",
-            "prune.normalization_type=flops", "prune.target_flop_ratio=0.993",
+            "prune.target_flop_ratio=0.993",
             "prune.input_shape=[1,3,128,96]",
             *extra]
 
 
-def test_prune_writes_artefacts_and_resume_gives_same_subnet(data_root, tmp_path):
-    full = prune(load_config(CONFIG, _overrides(data_root, tmp_path / "a")))
+@pytest.mark.parametrize("normalization", ["flops", "latency"])
+def test_prune_writes_artefacts_and_resume_gives_same_subnet(data_root, tmp_path, normalization):
+    norm = f"prune.normalization_type={normalization}"
+    full = prune(load_config(CONFIG, _overrides(data_root, tmp_path / "a", norm)))
     assert full.done and full.flop_ratio <= 0.993
     a = tmp_path / "a"
     sub_a = json.loads((a / "fix_subnet.json").read_text())
@@ -43,9 +46,17 @@ def test_prune_writes_artefacts_and_resume_gives_same_subnet(data_root, tmp_path
     assert log and {"iteration", "unit", "channels", "flop_ratio"} <= set(log[0])
 
     b = tmp_path / "b"
+    if normalization == "latency":  # measured prices: run b must price channels as run a did
+        profile = json.loads((a / "latency_profile.json").read_text())
+        assert any(k.startswith("backbone.stem.0") for k in profile["module_times_us"])
+        b.mkdir()
+        shutil.copy(a / "latency_profile.json", b / "latency_profile.json")
     stop = full.fit.iteration // 2 + 1  # "killed" mid-run (between two pruning steps)
-    assert main(["prune", str(CONFIG), "--set", *_overrides(data_root, b, f"train.max_iters={stop}")]) == 0
+    killed = _overrides(data_root, b, norm, f"train.max_iters={stop}")
+    assert main(["prune", str(CONFIG), "--set", *killed]) == 0
     assert not (b / "fix_subnet.json").exists()
-    resumed = _overrides(data_root, b, "train.max_iters=null")
+    resumed = _overrides(data_root, b, norm, "train.max_iters=null")
     assert main(["prune", str(CONFIG), "--resume", "--set", *resumed]) == 0
     assert json.loads((b / "fix_subnet.json").read_text()) == sub_a
+    if normalization == "latency":  # reused, never re-measured
+        assert (b / "latency_profile.json").read_text() == (a / "latency_profile.json").read_text()

@@ -24,6 +24,7 @@ HELP = "ONNX Runtime latency of RTMPose-S/T and a pruned model at divisors 1..32
 EXAMPLES = """
   rtmprune bench --checkpoint work_dirs/finetune/best.pth            # S, T, pruned at divisors 1..32
   rtmprune bench --subnet work_dirs/prune/fix_subnet.json --divisors 1 8 16 --batch 1 --threads 2
+  rtmprune bench --subnet act=a/fix_subnet.json latency=l/fix_subnet.json --divisors 16   # several, named
   rtmprune bench --mmrazor-subnet ../shared/fixtures/mmrazor/rtmpose-s_coco_fix_subnet.json --json
   rtmprune bench --onnx mine=model.onnx --models rtmpose-t --out bench.jsonl
 """
@@ -31,7 +32,10 @@ EXAMPLES = """
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="a pruned checkpoint (meta.subnet) or a prune-step flops_*.pth")
-    parser.add_argument("--subnet", help="a subnet JSON (ours or MMRazor's flat fix_subnet): structure only")
+    parser.add_argument(
+        "--subnet", nargs="+", default=[], metavar="[NAME=]PATH",
+        help="subnet JSONs (ours or MMRazor's flat fix_subnet): structure only; NAME labels each",
+    )
     parser.add_argument("--arch", default="rtmpose-s", help="architecture of --subnet (default rtmpose-s)")
     parser.add_argument(
         "--divisors", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32], help="pad the pruned model to these"
@@ -68,6 +72,12 @@ def _runs_for(batch: int, runs: int) -> int:
     return max(15, int(runs / batch**0.5))
 
 
+def _named(item: str) -> tuple[str, str]:
+    """``NAME=PATH`` or ``PATH`` (named "pruned") -> (name, path)."""
+    name, sep, path = item.partition("=")
+    return (name, path) if sep and name else ("pruned", item)
+
+
 def _collect_models(args: argparse.Namespace) -> list[tuple[str, Any, dict[str, Any]]]:
     """(name, torch model, info) for every model to time; info has kind / divisor / arch."""
     from rtmprune.deploy.random_weights import randomize_weights
@@ -83,23 +93,20 @@ def _collect_models(args: argparse.Namespace) -> list[tuple[str, Any, dict[str, 
         raise RtmpruneError("give --checkpoint or --subnet, not both")
     if args.checkpoint or args.subnet or args.mmrazor_subnet:
         from rtmprune.engine import model_loading
-    if args.checkpoint or args.subnet:
+    sources = [("pruned", None)] if args.checkpoint else [_named(item) for item in args.subnet]
+    for label, subnet in sources:
         for divisor in args.divisors:
-            if args.checkpoint:
+            if subnet is None:
                 model, _ = model_loading.load_model_from_checkpoint(args.checkpoint, divisor=divisor)
-                if (
-                    not args.keep_weights
-                ):  # an untrained prune run's weights give ~1e-9 (denormal-prone) values
+                if not args.keep_weights:  # an untrained prune run's weights give ~1e-9 (denormal-prone)
                     randomize_weights(model)
                 arch = model.arch
             else:
-                model = model_loading.build_subnet_model(
-                    args.arch, args.subnet, divisor=divisor, input_size=size
-                )
+                model = model_loading.build_subnet_model(args.arch, subnet, divisor=divisor, input_size=size)
                 randomize_weights(model)
                 arch = args.arch
-            info = {"kind": "pruned", "arch": arch, "divisor": divisor}
-            out.append((f"pruned d{divisor}", model, info))
+            info = {"kind": "pruned", "arch": arch, "divisor": divisor, "subnet": label}
+            out.append((f"{label} d{divisor}", model, info))
     if args.mmrazor_subnet:
         divisor = int(json.loads(Path(args.mmrazor_subnet).read_text()).get("divisor", 1))
         model = model_loading.build_subnet_model(
@@ -120,8 +127,8 @@ def _complexity(model: Any, size: tuple[int, int]) -> tuple[float | None, float 
 
 def _table(records: list[dict[str, Any]]) -> str:
     head = (
-        f"{'model':<14} {'provider':<9} {'batch':>5} {'median ms':>10} {'p90 ms':>8} {'xT':>6} {'xS':>6} "
-        f"{'GFLOPs':>7} {'Params M':>8} {'alone':>6}"
+        f"{'model':<18} {'provider':<9} {'batch':>5} {'median ms':>10} {'p90 ms':>8} {'xT':>6} {'xS':>6} "
+        f"{'xMMR':>6} {'GFLOPs':>7} {'Params M':>8} {'alone':>6}"
     )
     lines = [head, "-" * len(head)]
     for r in records:
@@ -130,10 +137,11 @@ def _table(records: list[dict[str, Any]]) -> str:
         params = "" if r["params"] is None else f"{r['params'] / 1e6:.2f}"
         vs_t = "" if r.get("vs_rtmpose_t") is None else f"{r['vs_rtmpose_t']:.2f}"
         vs_s = "" if r.get("vs_rtmpose_s") is None else f"{r['vs_rtmpose_s']:.2f}"
+        vs_m = "" if r.get("vs_mmrazor") is None else f"{r['vs_mmrazor']:.2f}"
         provider = r["provider"].replace("ExecutionProvider", "")
         lines.append(
-            f"{r['name']:<14} {provider:<9} {r['batch']:>5} {r['median_ms']:>10.2f} {r['p90_ms']:>8.2f} "
-            f"{vs_t:>6} {vs_s:>6} {gflops:>7} {params:>8} {ratio:>6}"
+            f"{r['name']:<18} {provider:<9} {r['batch']:>5} {r['median_ms']:>10.2f} {r['p90_ms']:>8.2f} "
+            f"{vs_t:>6} {vs_s:>6} {vs_m:>6} {gflops:>7} {params:>8} {ratio:>6}"
         )
     return "\n".join(lines)
 
@@ -201,23 +209,22 @@ def run(args: argparse.Namespace) -> int:
                 say(f"  {provider} batch {batch}: {runs} rounds in {time.perf_counter() - start:.0f} s")
                 base_t = timings.get("rtmpose-t")
                 base_s = timings.get("rtmpose-s")
+                base_m = next((timings[n] for n in timings if info[n]["kind"] == "mmrazor"), None)
                 for name, timing in timings.items():
                     record = {**timing.as_dict(), **info[name], "threads": args.threads, "load_avg": load}
                     record["vs_rtmpose_t"] = timing.median_ms / base_t.median_ms if base_t else None
                     record["vs_rtmpose_s"] = timing.median_ms / base_s.median_ms if base_s else None
+                    record["vs_mmrazor"] = timing.median_ms / base_m.median_ms if base_m else None
                     records.append(record)
         # The fastest divisor is what MMRazor's README asks users to find by hand.
         fastest = {}
-        for provider in providers:
-            for batch in args.batch:
-                pruned = [
-                    r
-                    for r in records
-                    if r["kind"] == "pruned" and r["provider"] == provider and r["batch"] == batch
-                ]
-                if pruned:
+        for label in dict.fromkeys(r["subnet"] for r in records if r["kind"] == "pruned"):
+            for provider in providers:
+                for batch in args.batch:
+                    pruned = [r for r in records if r["kind"] == "pruned" and r["subnet"] == label
+                              and r["provider"] == provider and r["batch"] == batch]
                     best = min(pruned, key=lambda r: r["median_ms"])
-                    fastest[(provider, batch)] = best["divisor"]
+                    fastest[(label, provider, batch)] = best["divisor"]
                     best["fastest_divisor"] = True
         profile_text = None
         if args.profile:
@@ -234,8 +241,9 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(record))
     else:
         print(_table(records))
-        for (provider, batch), divisor in fastest.items():
-            print(f"fastest divisor ({provider.replace('ExecutionProvider', '')}, batch {batch}): {divisor}")
+        for (label, provider, batch), divisor in fastest.items():
+            where = f"{label}, {provider.replace('ExecutionProvider', '')}, batch {batch}"
+            print(f"fastest divisor ({where}): {divisor}")
         if profile_text:
             print("\nper-stage latency at batch 1 (ONNX Runtime profiler; kernel times only):")
             print(profile_text)

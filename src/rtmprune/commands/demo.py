@@ -30,6 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="divisor-aware pruning: every unit ends at a multiple of N (default 16)")
     parser.add_argument("--interval", type=int, default=None,
                         help="iterations between pruning decisions (default 1)")
+    parser.add_argument("--normalization", choices=("act", "flops", "latency", "none"), default=None,
+                        help="GroupFisher cost model (default act; latency: priced by ONNX Runtime on this CPU)")
     parser.add_argument("--seed", type=int, default=None, help="data and training seed (default 0)")
     # The test-suite size (64x64 input, a dozen images, a few iterations); not for users.
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)
@@ -48,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     settings = settings_for(
         args.minutes, tiny=args.tiny, device=args.device,
         input_size=tuple(args.input_size) if args.input_size else None,
-        divisor=args.divisor, interval=args.interval, seed=args.seed,
+        divisor=args.divisor, interval=args.interval, seed=args.seed, normalization=args.normalization,
     )
     try:
         result = run_demo(args.out, settings, say=print)

@@ -33,6 +33,7 @@ __all__ = [
     "percentile",
     "profile_nodes",
     "group_profile",
+    "module_times",
 ]
 
 # Preferred order when a GPU build of onnxruntime is installed; CPU is always measured.
@@ -241,3 +242,28 @@ def group_profile(nodes: dict[str, dict[str, Any]], depth: int = 2) -> dict[str,
         key = "/".join(parts[:depth])
         groups[key] = groups.get(key, 0.0) + entry["us"]
     return groups
+
+
+def _module_path(node: str) -> str:
+    """ONNX node name from the TorchScript exporter -> module path: ``/backbone/stem/stem.0/conv/Conv`` ->
+    ``backbone.stem.0.conv`` (scopes repeat their parent's name: ``stage1`` then ``stage1.1``)."""
+    parts: list[str] = []
+    for part in node.strip("/").split("/"):
+        if not part or part[0].isupper() or part.startswith("ReorderOutput"):
+            break  # the op itself (Conv, Conv_output_0_nchwc, Mul, fused ops...)
+        if "." in part and parts:
+            parts[-1:] = part.split(".")
+        else:
+            parts.extend(part.split("."))
+    return ".".join(parts)
+
+
+def module_times(nodes: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """Sum ``profile_nodes`` times (µs) by module path; graph-level nodes (layout reorders of the input, ops
+    outside any module) are left out. The pruner's ``normalization="latency"`` takes this."""
+    times: dict[str, float] = {}
+    for name, entry in nodes.items():
+        path = _module_path(name)
+        if path:
+            times[path] = times.get(path, 0.0) + entry["us"]
+    return times

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rtmprune.errors import RtmpruneError
-from rtmprune.files import atomic_write, atomic_write_json, atomic_write_text
+from rtmprune.files import atomic_write, atomic_write_json, atomic_write_text, read_json
 
 __all__ = [
     "RESULTS_FILE",
@@ -54,7 +54,7 @@ def record_result(
 ) -> Path:
     """Merge one model's metrics / compute into ``work_dir/results.json`` (later calls win per key)."""
     path = Path(work_dir) / RESULTS_FILE
-    data = _read_json(path) if path.exists() else {}
+    data = read_json(path, "results file") if path.exists() else {}
     models = data.setdefault("models", {})
     entry = models.setdefault(name, {})
     if metrics:
@@ -68,19 +68,12 @@ def record_result(
     return atomic_write_json(path, data)
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise RtmpruneError(f"{path}: cannot read JSON ({err})") from err
-
-
 def load_results(work_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """``{model name: entry}`` from ``work_dir/results.json`` (empty when there is none)."""
     path = Path(work_dir) / RESULTS_FILE
     if not path.exists():
         return {}
-    data = _read_json(path)
+    data = read_json(path, "results file")
     models = data.get("models", {})
     if not isinstance(models, dict):
         raise RtmpruneError(f"{path}: 'models' must be an object of name -> entry")
@@ -131,7 +124,7 @@ def read_prune_log(path: str | os.PathLike) -> tuple[list[int], list[float]]:
 
 def unit_widths(subnet: dict[str, Any] | str | os.PathLike) -> list[tuple[str, int, int]]:
     """``[(unit, full width, kept width)]`` from any subnet JSON we accept (path or parsed object)."""
-    data = _read_json(Path(subnet)) if not isinstance(subnet, dict) else subnet
+    data = read_json(subnet, "subnet file") if not isinstance(subnet, dict) else subnet
     if isinstance(data.get("units"), dict):
         rows = []
         for name, unit in data["units"].items():

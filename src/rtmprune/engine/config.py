@@ -108,7 +108,8 @@ class TrainConfig:
 class PruneConfig:
     pretrained_path: str | None = None
     interval: int = 10
-    normalization_type: str = "act"  # act | flops | none
+    normalization_type: str = "act"  # act | flops | latency | none
+    latency_threads: int = 2  # latency: ONNX Runtime CPU threads of the deployment being priced
     lr_ratio: float = 0.1
     target_flop_ratio: float = 0.51
     input_shape: list[int] = field(default_factory=lambda: [1, 3, 256, 192])
@@ -156,7 +157,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "model.name": ("rtmpose-t", "rtmpose-s", "rtmpose-m", "rtmpose-l"),
     "train.amp": (None, "bf16", "fp16"),
     "train.channels_last": (True, False, "auto"),
-    "prune.normalization_type": ("act", "flops", "none"),
+    "prune.normalization_type": ("act", "flops", "latency", "none"),
 }
 
 
@@ -387,6 +388,7 @@ def _check_values(cfg: Config, where: str) -> None:
         "data.val_batch_size": cfg.data.val_batch_size,
         "prune.interval": cfg.prune.interval,
         "prune.divisor": cfg.prune.divisor,
+        "prune.latency_threads": cfg.prune.latency_threads,
         "deploy.divisor": cfg.deploy.divisor,
         "model.num_keypoints": cfg.model.num_keypoints,
     }

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from rtmprune.errors import RtmpruneError
+from rtmprune.files import read_json
 from rtmprune.models import build_model, read_checkpoint
 from rtmprune.pruning.subnet import read_subnet, slim_model, subnet_to_active
 from rtmprune.pruning.units import Analysis, analyze_model
@@ -170,12 +171,7 @@ def read_subnet_as_dict(subnet: dict | str | os.PathLike) -> dict[str, Any]:
     """A subnet file's JSON object as stored in checkpoint meta (paths are read)."""
     if isinstance(subnet, dict):
         return subnet
-    import json
-
-    try:
-        return json.loads(Path(subnet).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise RtmpruneError(f"{subnet}: cannot read subnet JSON ({err})") from err
+    return read_json(subnet, "subnet file")
 
 
 def _fit_full(full: nn.Module, state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:

@@ -7,6 +7,11 @@ The learning rate is ``train.base_lr x prune.lr_ratio``. Every pruning step is a
 ``work_dir/prune_log.jsonl`` (iteration, unit, channels, flop_ratio). At the target, rank 0 writes
 ``flops_{ratio:.2f}.pth`` (full-shape weights, ``meta.subnet`` = kept indices by unit name) and
 ``fix_subnet.json`` (the same subnet).
+
+With ``normalization_type: latency`` rank 0 first prices every layer by profiling the full model under
+ONNX Runtime (``prune.latency_threads`` threads, ``prune.input_shape``) and writes
+``work_dir/latency_profile.json``; every rank, and any resumed run, reads that file, so all ranks and all
+restarts rank channels by the same prices.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from rtmprune.engine.config import Config
 from rtmprune.engine.recipes import build_from_config, load_initial_weights, write_run_config
 from rtmprune.engine.train import FitResult, TrainHooks, fit
 from rtmprune.errors import RtmpruneError
-from rtmprune.files import atomic_write_json
+from rtmprune.files import atomic_write_json, read_json
 from rtmprune.jsonlog import JsonlLogger
 from rtmprune.models import save_checkpoint
 from rtmprune.pruning import GroupFisherPruner
@@ -45,6 +50,25 @@ def _meta(cfg: Config, pruner: GroupFisherPruner) -> dict[str, Any]:
             "flop_ratio": pruner.flop_ratio, "divisor": cfg.prune.divisor}
 
 
+def _module_times(cfg: Config, model: torch.nn.Module) -> dict[str, float] | None:
+    """Per-module ONNX Runtime µs for latency normalisation: measured once, then read from the work dir."""
+    pc = cfg.prune
+    if pc.normalization_type != "latency":
+        return None
+    path = Path(cfg.work_dir) / "latency_profile.json"
+    if dist.is_main() and not path.is_file():
+        from rtmprune.deploy.module_profile import profile_module_times
+
+        times = profile_module_times(model, pc.input_shape, pc.latency_threads)
+        atomic_write_json(path, {"input_shape": list(pc.input_shape), "threads": pc.latency_threads,
+                                 "module_times_us": times})
+    dist.barrier()
+    profile = read_json(path, "latency profile")
+    if not isinstance(profile, dict) or not isinstance(profile.get("module_times_us"), dict):
+        raise RtmpruneError(f"{path}: not a latency profile (no 'module_times_us'); delete it to re-measure")
+    return {str(k): float(v) for k, v in profile["module_times_us"].items()}
+
+
 def prune(cfg: Config, resume: bool = False) -> PruneResult:
     """Prune ``cfg.model`` from ``cfg.prune.pretrained_path`` until ``target_flop_ratio`` (or resume)."""
     pc, work_dir = cfg.prune, Path(cfg.work_dir)
@@ -59,7 +83,7 @@ def prune(cfg: Config, resume: bool = False) -> PruneResult:
         raise RtmpruneError(f"{where}: prune.input_shape must be [N, 3, H, W], got {pc.input_shape}")
     pruner = GroupFisherPruner(model, torch.zeros(pc.input_shape), normalization=pc.normalization_type,
                                interval=pc.interval, target_flop_ratio=pc.target_flop_ratio,
-                               divisor=pc.divisor)
+                               divisor=pc.divisor, module_times=_module_times(cfg, model))
     logger = JsonlLogger(work_dir / "prune_log.jsonl" if dist.is_main() else None)
     pruner.on_prune = lambda record: logger.log(**record)
 

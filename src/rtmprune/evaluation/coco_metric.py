@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import math
 import os
@@ -27,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from rtmprune.errors import RtmpruneError
+from rtmprune.files import read_json
 from rtmprune.keypoints.coco import SIGMAS
 
 __all__ = ["METRIC_NAMES", "evaluate_coco", "oks_iou", "oks_nms", "rescore", "load_coco_annotations"]
@@ -89,23 +89,13 @@ def rescore(bbox_scores: np.ndarray, keypoint_scores: np.ndarray, thr: float) ->
 
 
 # ---------------------------------------------------------------------------------------- input checks
-def _read_json(path: str | os.PathLike, what: str) -> Any:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise RtmpruneError(f"{what} not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise RtmpruneError(f"{path}: not a readable JSON file ({' '.join(str(err).split())})") from None
-
-
 def load_coco_annotations(ann_file: str | os.PathLike) -> tuple[dict[str, Any], int]:
     """Read and check a COCO keypoint GT file; returns (dataset dict ready for pycocotools, K).
 
     Fills the fields COCOeval needs and COCO defines unambiguously: ``iscrowd`` (0) and ``num_keypoints``
     (count of v > 0). Missing ``area`` is an error: COCOeval's OKS normalises by it.
     """
-    data = _read_json(ann_file, "annotation file")
+    data = read_json(ann_file, "annotation file")
     if not isinstance(data, dict) or not all(
         isinstance(data.get(key), list) for key in ("images", "annotations", "categories")
     ):
@@ -234,7 +224,7 @@ def evaluate_coco(
     source = "predictions"
     if isinstance(raw_predictions, (str, os.PathLike)):
         source = str(raw_predictions)
-        raw_predictions = _read_json(raw_predictions, "prediction file")
+        raw_predictions = read_json(raw_predictions, "prediction file")
     if not isinstance(raw_predictions, list):
         raise RtmpruneError(f"{source}: expected a list of raw predictions")
     if not raw_predictions:

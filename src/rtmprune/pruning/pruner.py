@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -42,19 +42,24 @@ class GroupFisherPruner:
     Args:
         model: the model (or a DDP wrapper; hooks go on the inner module).
         example_inputs: a tensor or tuple of tensors for tracing; also the FLOPs input shape.
-        normalization: ``"act"``, ``"flops"`` or ``"none"``.
+        normalization: ``"act"``, ``"flops"``, ``"latency"`` or ``"none"`` (see ``cost.py``).
         interval: iterations between pruning decisions.
         target_flop_ratio: stop once FLOPs / original <= this.
         divisor: > 1 prunes in quanta so units end at multiples of it.
         leaf_modules: module types or FQNs to keep opaque in the trace (their channels stay fixed).
         criterion: batch score from per-sample mask gradients (default: Fisher).
+        module_times: for ``"latency"``: measured time of one forward by module path (e.g. from
+            ``rtmprune.deploy.latency.module_times``); each layer's MACs are priced at its own time per MAC.
     """
 
     def __init__(self, model: nn.Module, example_inputs: Any, normalization: str = "act", interval: int = 10,
                  target_flop_ratio: float = 0.51, divisor: int = 1, *,
-                 leaf_modules: Sequence[type | str] = (), criterion: Criterion = fisher) -> None:
+                 leaf_modules: Sequence[type | str] = (), criterion: Criterion = fisher,
+                 module_times: Mapping[str, float] | None = None) -> None:
         if normalization not in cost.NORMALIZATIONS:
             raise ValueError(f"normalization must be one of {cost.NORMALIZATIONS}, got {normalization!r}")
+        if normalization == "latency" and not module_times:
+            raise ValueError("normalization='latency' needs module_times (module path -> measured time)")
         if interval < 1 or divisor < 1:
             raise ValueError("interval and divisor must be >= 1")
         self.model = _unwrap(model)
@@ -66,6 +71,8 @@ class GroupFisherPruner:
         self._validate()
         self._kernels = {f: math.prod(m.kernel_size) for f, m in self.model.named_modules()
                          if isinstance(m, nn.modules.conv._ConvNd)}
+        self._weights = (cost.latency_weights(self.analysis, self._kernels, module_times)
+                         if normalization == "latency" else None)
         self.active = torch.ones(self.analysis.num_classes, dtype=torch.bool)
         self._bind_units()
         self._recorder = FisherRecorder(self.analysis.num_classes, criterion)
@@ -173,7 +180,7 @@ class GroupFisherPruner:
         scores = self._recorder.scores.clone()
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(scores, op=dist.ReduceOp.SUM)
-        costs = cost.class_costs(self.analysis, self.active, self.normalization, self._kernels)
+        costs = cost.class_costs(self.analysis, self.active, self.normalization, self._kernels, self._weights)
         normalized = scores.cpu() / costs
         decision = schedule.select(normalized, self.active, self._slices, self.divisor)
         for name in decision.skipped:

@@ -11,7 +11,6 @@ zero channels would change their statistics.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import warnings
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from rtmprune.errors import RtmpruneError
+from rtmprune.files import read_json
 from rtmprune.pruning.masks import remove_masks
 from rtmprune.pruning.units import Analysis, Unit
 
@@ -45,11 +45,9 @@ def read_subnet(subnet: dict | str | os.PathLike) -> tuple[dict[str, list[int] |
     """
     source = str(subnet) if not isinstance(subnet, dict) else "subnet"
     if not isinstance(subnet, dict):
-        try:
-            with open(subnet, encoding="utf-8") as f:
-                subnet = json.load(f)
-        except (OSError, json.JSONDecodeError) as err:
-            raise RtmpruneError(f"{source}: cannot read subnet JSON ({err})") from err
+        subnet = read_json(subnet, "subnet file")
+    if not isinstance(subnet, dict):
+        raise RtmpruneError(f"{source}: a subnet must be a JSON object, got {type(subnet).__name__}")
     if subnet.get("format") == SUBNET_FORMAT:
         return {k: list(v["kept"]) for k, v in subnet["units"].items()}, int(subnet.get("divisor", 1))
     if "format" in subnet:

@@ -7,7 +7,7 @@ published COCO structure padded to divisor 16 with ``rtmprune bench`` in ONE int
 the table
 (xT / xS / xMMR: median latency as a ratio of RTMPose-T's, RTMPose-S's and MMRazor's, measured side by side).
 
-    python bench/divisor_aware_latency.py --out work_dirs/bench_divisor_aware [--threads 2] [--runs 300]
+    python bench/divisor_aware_latency.py --out work_dirs/bench_divisor_aware [--threads 2] [--batch 1 32]
 
 Prune runs whose ``fix_subnet.json`` exists are reused; delete the folder to start over.
 """
@@ -50,6 +50,7 @@ def main() -> None:
     parser.add_argument("--divisor", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="ONNX Runtime threads (pricing and timing)")
     parser.add_argument("--runs", type=int, default=300, help="interleaved rounds at batch 1")
+    parser.add_argument("--batch", nargs="+", default=["1"], help="batch sizes (default 1)")
     parser.add_argument("--mmrazor-subnet", type=Path, default=MMRAZOR)
     parser.add_argument("--normalizations", nargs="+", default=["act", "flops", "latency"])
     args = parser.parse_args()
@@ -58,7 +59,7 @@ def main() -> None:
         cli(["synth", "--out", str(data), "--num-train", "64", "--num-val", "8", "--seed", "0"])
     subnets = [f"{n}={_prune(args.out, data, n, args.divisor, args.threads)}" for n in args.normalizations]
     cli(["bench", "--models", "rtmpose-s", "rtmpose-t", "--subnet", *subnets, "--divisors", str(args.divisor),
-         "--mmrazor-subnet", str(args.mmrazor_subnet), "--batch", "1", "--threads", str(args.threads),
+         "--mmrazor-subnet", str(args.mmrazor_subnet), "--batch", *args.batch, "--threads", str(args.threads),
          "--runs", str(args.runs), "--out", str(args.out / "bench.jsonl")])
 
 

@@ -11,6 +11,7 @@ import torch
 from rtmprune.cli import main
 from rtmprune.engine.config import load_config
 from rtmprune.engine.prune_recipe import prune
+from rtmprune.errors import RtmpruneError
 from shared_paths import ROOT
 
 CONFIG = ROOT / "configs" / "synthetic" / "rtmpose-t_synthetic-128x96.yaml"
@@ -60,3 +61,11 @@ def test_prune_writes_artefacts_and_resume_gives_same_subnet(data_root, tmp_path
     assert json.loads((b / "fix_subnet.json").read_text()) == sub_a
     if normalization == "latency":  # reused, never re-measured
         assert (b / "latency_profile.json").read_text() == (a / "latency_profile.json").read_text()
+
+
+def test_input_shape_that_does_not_fit_the_model_is_a_one_line_error(data_root, tmp_path):
+    cfg = load_config(CONFIG, _overrides(data_root, tmp_path, "prune.input_shape=[1,3,256,192]"))
+    expected = r"prune.input_shape \[1, 3, 256, 192\].*expected \[1, 3, 128, 96\]"
+    with pytest.raises(RtmpruneError, match=expected):
+        prune(cfg)
+    assert not any(tmp_path.iterdir())  # nothing written

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--interval", type=int, default=None,
                         help="iterations between pruning decisions (default 1)")
     parser.add_argument("--normalization", choices=("act", "flops", "latency", "none"), default=None,
-                        help="GroupFisher cost model (default act; latency: priced by ONNX Runtime on this CPU)")
+                        help="GroupFisher cost model (default act; latency: layers priced on this CPU)")
     parser.add_argument("--seed", type=int, default=None, help="data and training seed (default 0)")
     # The test-suite size (64x64 input, a dozen images, a few iterations); not for users.
     parser.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)

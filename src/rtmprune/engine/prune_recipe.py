@@ -72,15 +72,17 @@ def _module_times(cfg: Config, model: torch.nn.Module) -> dict[str, float] | Non
 def prune(cfg: Config, resume: bool = False) -> PruneResult:
     """Prune ``cfg.model`` from ``cfg.prune.pretrained_path`` until ``target_flop_ratio`` (or resume)."""
     pc, work_dir = cfg.prune, Path(cfg.work_dir)
+    w, h = cfg.model.input_size
+    if len(pc.input_shape) != 4 or list(pc.input_shape[1:]) != [3, h, w]:
+        where = cfg.source or "config"
+        raise RtmpruneError(f"{where}: prune.input_shape {pc.input_shape} does not fit model.input_size "
+                            f"[{w}, {h}] (w, h): expected [1, 3, {h}, {w}]")
     dist.setup(cfg.train.device)
     model = build_from_config(cfg)
     if resume and not (work_dir / "last.pth").is_file():
         raise RtmpruneError(f"--resume: no checkpoint to resume from at {work_dir / 'last.pth'}")
     if pc.pretrained_path and not resume:
         load_initial_weights(model, pc.pretrained_path)
-    if len(pc.input_shape) != 4:
-        where = cfg.source or "config"
-        raise RtmpruneError(f"{where}: prune.input_shape must be [N, 3, H, W], got {pc.input_shape}")
     pruner = GroupFisherPruner(model, torch.zeros(pc.input_shape), normalization=pc.normalization_type,
                                interval=pc.interval, target_flop_ratio=pc.target_flop_ratio,
                                divisor=pc.divisor, module_times=_module_times(cfg, model))

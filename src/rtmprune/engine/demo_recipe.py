@@ -580,8 +580,9 @@ def _report(rows: dict[str, dict[str, Any]], settings: DemoSettings, plan: DemoP
         f"images, input {w}x{h} (w x h), batch {settings.batch_size}. These numbers show the pipeline "
         "working; they are not COCO accuracy and say nothing about the published AP.",
         f"Budget: RTMPose-S baseline {iters['baseline']} iterations; GroupFisher prune {iters['prune']} "
-        f"iterations ({iters['decisions']} decisions, interval {settings.interval}, divisor "
-        f"{settings.divisor}, lr x {settings.lr_ratio}); finetune {iters['finetune']} iterations. "
+        f"iterations ({iters['decisions']} decisions, {settings.normalization} normalisation, interval "
+        f"{settings.interval}, divisor {settings.divisor}, lr x {settings.lr_ratio}); "
+        f"finetune {iters['finetune']} iterations. "
         f"RTMPose-T: {iters['total']} iterations, the same number of batches as the pruned model's three "
         "stages together.",
         f"Pruned FLOPs ratio {pruned['flop_ratio']:.4f} at {w}x{h} (target <= {settings.target_flop_ratio}), "

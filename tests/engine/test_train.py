@@ -58,7 +58,8 @@ def test_hooks_are_called_and_extra_state_round_trips(tiny_set, tiny_config, tmp
     calls: dict[str, list] = {"backward": [], "step": []}
     seen_grad = []
 
-    def after_backward(it):
+    def after_backward(it, grad_scale):
+        assert grad_scale == 1.0  # no fp16 AMP here
         calls["backward"].append(it)
         seen_grad.append(all(p.grad is not None for p in model.parameters() if p.requires_grad))
 

@@ -75,3 +75,22 @@ def test_zeroed_channels_are_pruned_first():
     pruned = {(h["unit"].split("_(")[0], h["channels"][0]) for h in pruner.history}
     assert pruned == {("b1.0", 2), ("short.0", 5)}
     assert [h["iteration"] for h in pruner.history] == [2, 4]  # a full interval before the first decision
+
+
+def test_amp_loss_scale_is_divided_out():
+    # fp16 AMP backpropagates loss x S; with grad_scale=S the score is that of the loss itself, so
+    # iterations run at different scales (GradScaler grows and backs off) add up as if unscaled
+    torch.manual_seed(0)
+    model, x = CatNet(), torch.randn(4, 3, 8, 8)
+    pruner = GroupFisherPruner(model, x[:1], normalization="none", interval=100)
+    model.train()
+    model(x).square().sum().backward()
+    pruner.step()
+    plain = pruner._recorder.scores.clone()
+    model.zero_grad()
+    pruner._recorder.reset()
+    for scale in (1024.0, 65536.0):
+        (model(x).square().sum() * scale).backward()
+        pruner.step(grad_scale=scale)
+    assert plain.abs().max() > 0
+    torch.testing.assert_close(pruner._recorder.scores, 2 * plain, rtol=1e-9, atol=0)

@@ -95,7 +95,7 @@ def prune(cfg: Config, resume: bool = False) -> PruneResult:
         pruner.load_state_dict(extra["pruner"])
 
     hooks = TrainHooks(
-        after_backward=lambda it: pruner.step(),
+        after_backward=lambda it, grad_scale: pruner.step(grad_scale),
         should_stop=lambda: pruner.done,
         extra_state=lambda: {"pruner": pruner.state_dict()},
         load_extra_state=load_extra,

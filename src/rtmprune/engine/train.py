@@ -63,8 +63,9 @@ class TrainHooks:
     """What a recipe (prune, finetune) plugs into the ordinary loop. Every field is optional.
 
     Attributes:
-        after_backward: ``f(iteration)`` after ``loss.backward()``, before clipping and ``optimizer.step()``
-            (gradients are synchronised across ranks here); GroupFisher accumulates and prunes here.
+        after_backward: ``f(iteration, grad_scale)`` after ``loss.backward()``, before clipping and
+            ``optimizer.step()`` (gradients are synchronised across ranks here; under fp16 AMP they are still
+            multiplied by ``grad_scale``, else it is 1.0); GroupFisher accumulates and prunes here.
         after_step: ``f(iteration)`` after the optimizer step and the EMA update.
         should_stop: checked after every iteration; True saves ``last.pth`` and returns from ``fit``.
         extra_state: ``() -> dict`` stored under ``checkpoint["extra"]`` (called on every rank).
@@ -75,7 +76,7 @@ class TrainHooks:
         validate: False skips validation (``best.pth`` is then never written).
     """
 
-    after_backward: Callable[[int], None] | None = None
+    after_backward: Callable[[int, float], None] | None = None
     after_step: Callable[[int], None] | None = None
     should_stop: Callable[[], bool] | None = None
     extra_state: Callable[[], dict[str, Any]] | None = None
@@ -292,7 +293,7 @@ def fit(model: nn.Module, cfg: Config, hooks: TrainHooks | None = None, *, resum
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if hooks.after_backward is not None:
-                hooks.after_backward(it)
+                hooks.after_backward(it, scaler.get_scale() if scaler.is_enabled() else 1.0)
             if tc.grad_clip is not None:
                 scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)

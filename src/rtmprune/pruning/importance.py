@@ -41,7 +41,10 @@ def taylor(grads: torch.Tensor) -> torch.Tensor:
 class FisherRecorder:
     """Records per-sample mask gradients of every consumer during forward/backward.
 
-    ``end_iteration()`` turns them into a batch score (criterion) and adds it to the interval accumulator.
+    ``end_iteration(grad_scale)`` turns them into a batch score (criterion) and adds it to the interval
+    accumulator. ``grad_scale`` is the AMP loss scale the backward ran with: the gradients are divided by it
+    first, so the score is that of the true loss and iterations with different scales add up correctly
+    (MMRazor squares the scale into the Fisher, §9.8).
     """
 
     def __init__(self, num_classes: int, criterion: Criterion = fisher) -> None:
@@ -50,6 +53,7 @@ class FisherRecorder:
         self.enabled = True
         self.scores = torch.zeros(num_classes, dtype=torch.float64)
         self._grads: torch.Tensor | None = None  # [B, K + 1]; the last column collects fixed channels
+        self._blocks: list[torch.Tensor] = []  # finished [B, K + 1] blocks of this iteration
         self._handles: list[Any] = []
 
     def attach(self, model: nn.Module, consumers: dict[str, torch.Tensor]) -> None:
@@ -99,15 +103,22 @@ class FisherRecorder:
 
     def _flush(self) -> None:
         if self._grads is not None:
-            if self.scores.device != self._grads.device:  # stay on the device: no sync per iteration
-                self.scores = self.scores.to(self._grads.device)
-            self.scores += self.criterion(self._grads[:, : self.num_classes])
+            self._blocks.append(self._grads)
             self._grads = None
 
-    def end_iteration(self) -> None:
-        """Close one forward/backward: square-and-sum the per-sample gradients into the accumulator."""
+    def end_iteration(self, grad_scale: float = 1.0) -> None:
+        """Close one forward/backward: score the per-sample gradients (divided by ``grad_scale``) and add
+        the score to the accumulator."""
         self._flush()
+        for grads in self._blocks:
+            if self.scores.device != grads.device:  # stay on the device: no sync per iteration
+                self.scores = self.scores.to(grads.device)
+            if grad_scale != 1.0:
+                grads = grads / grad_scale
+            self.scores += self.criterion(grads[:, : self.num_classes])
+        self._blocks.clear()
 
     def reset(self) -> None:
         self.scores.zero_()
         self._grads = None
+        self._blocks.clear()

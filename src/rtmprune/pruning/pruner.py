@@ -165,10 +165,14 @@ class GroupFisherPruner:
         return measure(self.model, tuple(x.shape)).flops
 
     # ------------------------------------------------------------------- step
-    def step(self) -> None:
-        """Close one training iteration; every ``interval`` iterations prune (unless done)."""
+    def step(self, grad_scale: float = 1.0) -> None:
+        """Close one training iteration; every ``interval`` iterations prune (unless done).
+
+        ``grad_scale``: the loss scale of this backward under fp16 AMP (``GradScaler.get_scale()``), so the
+        Fisher is that of the unscaled loss.
+        """
         self.iteration += 1
-        self._recorder.end_iteration()
+        self._recorder.end_iteration(grad_scale)
         if self.done:
             self._recorder.reset()
             self._recorder.enabled = False

@@ -55,10 +55,16 @@ _POOLS = (
     nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d,
     nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d, nn.Upsample, nn.ZeroPad2d,
 )
+# The FLOP counter charges adaptive average pooling and upsampling per channel, so those modules must carry
+# the mask buffers (members); the other pools cost 0 and may be shared by tensors of any width.
+_COUNTED_POOLS = (nn.modules.pooling._AdaptiveAvgPoolNd, nn.Upsample)
 _POOL_FUNCS = {
     F.max_pool1d, F.max_pool2d, F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d,
     F.adaptive_max_pool2d, F.interpolate,
 }
+# Functional ops the FLOP counter charges per channel: no module carries their mask, so the counter would see
+# the masked model's full width (a global-average pool to 1x1 reaches aten as an uncounted ``mean``).
+_COUNTED_POOL_FUNCS = {F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.interpolate}
 _REDUCTIONS = {"mean", "sum", "amax", "amin", "max", "min", "norm", "std", "var", "logsumexp", "prod",
                "vector_norm", "linalg_vector_norm"}
 _SOFTMAX = {"softmax", "log_softmax"}
@@ -238,6 +244,12 @@ def _member(ctx: Ctx, fqn: str, side: str, ids: list[int] | None, n: int) -> Non
     cg = ctx.cg
     cg.order.setdefault(fqn, len(cg.order))
     key = (fqn, side)
+    if key in cg.members and len(cg.members[key]) != len(ids):
+        # a parameter-free module (pool, upsample) reused at another width: one mask cannot describe both
+        reason = f"{fqn} is called on tensors of different widths"
+        ctx.uf.block(cg.members[key], reason)
+        ctx.uf.block(ids, reason)
+        return
     if key in cg.members:  # a module called several times: its channels are one set
         prev = cg.members[key]
         for a, b in zip(prev, ids, strict=True):
@@ -246,6 +258,16 @@ def _member(ctx: Ctx, fqn: str, side: str, ids: list[int] | None, n: int) -> Non
         ctx.uf.union_lists(prev, ids)
     else:
         cg.members[key] = ids
+
+
+def _block_other_dims(ctx: Ctx, cm: dict, keep: int, fqn: str) -> dict:
+    """Block tracked dims other than ``keep``: the counter scales ``fqn``'s FLOPs by its masks only, so
+    removing channels of another dim (e.g. a token-mixing Linear over ``[B, C, T]``) would go uncounted.
+    They still flow on, so later reasons (e.g. reaching the output) are recorded too."""
+    for d, ids in cm.items():
+        if d != keep:
+            ctx.uf.block(ids, f"FLOPs of {fqn} scale with these channels (dim {d}), not covered by its masks")
+    return cm
 
 
 def _call_module(ctx: Ctx) -> Any:
@@ -276,6 +298,7 @@ def _call_module(ctx: Ctx) -> Any:
     if isinstance(m, nn.Linear):
         ctx.cg.calls.append(CallRecord(fqn, "linear", tuple(x.shape), tuple(out.shape)))
         last = x.ndim - 1
+        cm = _block_other_dims(ctx, cm, last, fqn)
         _member(ctx, fqn, "in", cm.get(last), m.in_features)
         new = ctx.uf.new(m.out_features)
         _member(ctx, fqn, "out", new, m.out_features)
@@ -283,20 +306,25 @@ def _call_module(ctx: Ctx) -> Any:
     if isinstance(m, (nn.modules.batchnorm._BatchNorm, nn.modules.instancenorm._InstanceNorm)) or (
         isinstance(m, nn.GroupNorm) and m.num_groups == m.num_channels
     ):
+        cm = _block_other_dims(ctx, cm, 1, fqn)
         _member(ctx, fqn, "pass", cm.get(1), x.shape[1])
         return dict(cm)
     if isinstance(m, nn.GroupNorm) and m.num_groups == 1:
+        cm = _block_other_dims(ctx, cm, 1, fqn)
         _member(ctx, fqn, "norm", cm.get(1), x.shape[1])
         return _keep_dims(ctx, cm, x, out, set(range(x.ndim)))
     if isinstance(m, nn.GroupNorm):
         return _unknown(ctx, f"GroupNorm {fqn} with {m.num_groups} groups of several channels")
     if isinstance(m, nn.LayerNorm) and len(m.normalized_shape) == 1:
+        cm = _block_other_dims(ctx, cm, x.ndim - 1, fqn)
         _member(ctx, fqn, "norm", cm.get(x.ndim - 1), x.shape[-1])
         return dict(cm)
     if isinstance(m, _ACTIVATIONS):
         return dict(cm)
-    if isinstance(m, _POOLS):  # a member so that its mask buffers let the FLOP counter see the pruning
+    if isinstance(m, _COUNTED_POOLS):  # a member: its mask buffers let the FLOP counter see the pruning
         _member(ctx, fqn, "pass", cm.get(1), x.shape[1])
+        return _keep_dims(ctx, cm, x, out, {0, 1})
+    if isinstance(m, _POOLS):
         return _keep_dims(ctx, cm, x, out, {0, 1})
     if isinstance(m, (nn.Flatten, nn.Unflatten)):
         return _reshape(ctx, cm, x, out)
@@ -339,6 +367,9 @@ def _call_op(ctx: Ctx) -> Any:
             tracked = [c[j] for c in cms if c and j in c]
             for other in tracked[1:]:
                 ctx.uf.union_lists(tracked[0], other)
+            fixed = [v for v, c in zip(tensors, cms, strict=True) if not (c and j in c) and v.shape[j] > 1]
+            if tracked and fixed:
+                ctx.uf.block(tracked[0], f"concatenated (dim {d}) with a tensor of fixed channels on dim {j}")
             if tracked:
                 result[j] = tracked[0]
         return result
@@ -363,6 +394,11 @@ def _call_op(ctx: Ctx) -> Any:
         return _matmul(ctx, x, ctx.args[1], cm, ctx.cargs[1] if len(ctx.cargs) > 1 else None, out)
     if t in _ELEMENTWISE_FUNCS or (isinstance(t, str) and t in _ELEMENTWISE_METHODS):
         return _broadcast(ctx, out)
+    if t in _COUNTED_POOL_FUNCS and (cm or {}).get(1) and not (
+        t is not F.interpolate and math.prod(out.shape[2:]) == 1
+    ):
+        ctx.uf.block(cm[1], f"functional {name}: the FLOP counter charges it per channel but no module "
+                            "carries its mask (nn.Upsample / nn.AdaptiveAvgPool2d would)")
     if t in _POOL_FUNCS:
         return _keep_dims(ctx, cm, x, out, {0, 1})
     if name in ("flatten", "view", "reshape", "unflatten", "squeeze", "unsqueeze") or t in (
@@ -403,16 +439,16 @@ def _matmul(ctx: Ctx, a: Any, b: Any, ca: Any, cb: Any, out: torch.Tensor) -> di
     for cm, d in ((ca, a.ndim - 1), (cb, b.ndim - 2)):
         if d in cm:
             ctx.uf.block(cm[d], "contracted by a matmul")
-    result = {}
-    if a.ndim - 2 in ca:
-        result[out.ndim - 2] = ca[a.ndim - 2]
-    if b.ndim - 1 in cb:
-        result[out.ndim - 1] = cb[b.ndim - 1]
+    # The rows of a and the columns of b pass through, but the counter charges a free matmul at its real
+    # shapes (no module carries a mask), so removing them would go uncounted: fixed.
+    for cm, d in ((ca, a.ndim - 2), (cb, b.ndim - 1)):
+        if d in cm:
+            ctx.uf.block(cm[d], "FLOPs of a matmul outside a Linear scale with these channels")
     for cm, v in ((ca, a), (cb, b)):  # batch dims: not channels we can slice here
         for d, ids in cm.items():
             if d < v.ndim - 2:
                 ctx.uf.block(ids, "batch dim of a matmul")
-    return result
+    return {}
 
 
 def propagate(ctx: Ctx) -> Any:

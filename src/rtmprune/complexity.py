@@ -97,8 +97,10 @@ def _module_params(module: nn.Module, seen: set[int]) -> int:
         elif isinstance(module, nn.Linear):
             n_in, n_out = _linear_keep(module)
             total += n_in * n_out if name == "weight" else n_out
-        elif p.dim() >= 1:  # norms and other per-channel parameters: the first dim is the channel
-            total += round(p.numel() * _channel_keep(module, p.shape[0]))
+        elif p.dim() >= 1:  # norms and other per-channel parameters: the first non-singleton dim is the
+            # channel (a layer scale may be [1, 1, C])
+            channels = next((n for n in p.shape if n > 1), p.shape[0])
+            total += round(p.numel() * _channel_keep(module, channels))
         else:
             total += p.numel()
     return total

@@ -84,7 +84,7 @@ def module_masks(analysis: Analysis, active: torch.Tensor) -> dict[str, dict[str
         entry = out.setdefault(fqn, {})
         if side in ("in", "pass", "norm"):
             entry["in"] = mask
-        if side in ("out", "pass", "norm"):
+        if side in ("out", "pass", "norm") or side.startswith("param:"):  # param: its owner's own parameters
             entry["out"] = mask
     return out
 

@@ -279,7 +279,7 @@ def _call_module(ctx: Ctx) -> Any:
     if not isinstance(x, torch.Tensor) or not isinstance(out, torch.Tensor):
         return _unknown(ctx, f"consumed by opaque module {fqn}")
     cm = cm if isinstance(cm, dict) else {}
-    if isinstance(m, nn.modules.conv._ConvNd) and not m.transposed:
+    if isinstance(m, nn.modules.conv._ConvNd):  # transposed too: same channel roles, weight [in, out/g, ...]
         ctx.cg.calls.append(CallRecord(fqn, "conv", tuple(x.shape), tuple(out.shape)))
         rest = {d: ids for d, ids in cm.items() if d != 1}
         for ids in rest.values():
@@ -451,6 +451,26 @@ def _matmul(ctx: Ctx, a: Any, b: Any, ca: Any, cb: Any, out: torch.Tensor) -> di
     return {}
 
 
+def param_channel_dim(p: torch.Tensor) -> int | None:
+    """The one dim of a per-channel parameter (``[C]``, ``[C, 1, 1]``, ``[1, 1, C]``), else None."""
+    big = [d for d, n in enumerate(p.shape) if n > 1]
+    return big[0] if len(big) == 1 else None
+
+
+def _parameter(ctx: Ctx) -> dict | None:
+    """A bare per-channel Parameter (layer scale ``gamma``, a learned bias): member ``(owner, "param:name")``,
+    its channels follow wherever it is used; slimming slices it along that dim."""
+    p, target = ctx.result, ctx.node.target
+    dim = param_channel_dim(p) if isinstance(p, nn.Parameter) else None
+    if dim is None:
+        return None
+    owner, _, name = target.rpartition(".")
+    key = (owner, f"param:{name}")
+    ids = ctx.cg.members[key] if key in ctx.cg.members else ctx.uf.new(p.shape[dim])
+    _member(ctx, owner, key[1], ids, p.shape[dim])
+    return {dim: ids}
+
+
 def propagate(ctx: Ctx) -> Any:
     """Channel map of ``ctx.node``'s result; records members and blocks elements on the way."""
     op = ctx.node.op
@@ -460,7 +480,7 @@ def propagate(ctx: Ctx) -> Any:
             return {d: ctx.uf.new(x.shape[d], "model input") for d in {1, x.ndim - 1}}
         return None
     if op == "get_attr":
-        return None
+        return _parameter(ctx)
     if op == "output":
         _block_inputs(ctx, "reaches the model output")
         return None

@@ -22,6 +22,7 @@ from torch import nn
 from rtmprune.errors import RtmpruneError
 from rtmprune.files import read_json
 from rtmprune.pruning.masks import remove_masks
+from rtmprune.pruning.rules import param_channel_dim
 from rtmprune.pruning.units import Analysis, Unit
 
 __all__ = ["SUBNET_FORMAT", "export_subnet", "read_subnet", "subnet_to_active", "slim_model", "padded_active"]
@@ -116,6 +117,9 @@ def _slice(module: nn.Module, keep_in: torch.Tensor | None, keep_out: torch.Tens
     w = module.weight.data if getattr(module, "weight", None) is not None else None
     if isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
         depthwise = isinstance(module, nn.modules.conv._ConvNd) and module.groups > 1
+        if isinstance(module, nn.modules.conv._ConvNd) and module.transposed and not depthwise:
+            _slice_transposed(module, keep_in, keep_out, zero_in, zero_out)
+            return
         if depthwise:  # a pass member: one mask for both sides, groups shrink with the channels
             keep_out = keep_out if keep_out is not None else keep_in
             zero_out = zero_out if zero_out is not None else zero_in
@@ -166,6 +170,36 @@ def _slice(module: nn.Module, keep_in: torch.Tensor | None, keep_out: torch.Tens
         module.normalized_shape = (n,)
 
 
+def _slice_transposed(module: nn.modules.conv._ConvNd, keep_in: torch.Tensor | None,
+                      keep_out: torch.Tensor | None, zero_in: torch.Tensor | None,
+                      zero_out: torch.Tensor | None) -> None:
+    """ConvTranspose (groups=1): its weight is ``[in, out, k...]``, the transpose of a conv's."""
+    w = module.weight.data
+    w = w if keep_in is None else w[keep_in]
+    w = (w if keep_out is None else w[:, keep_out]).clone()
+    if zero_in is not None:
+        w[zero_in] = 0
+    if zero_out is not None:
+        w[:, zero_out] = 0
+    b = module.bias.data if module.bias is not None else None
+    if b is not None and keep_out is not None:
+        b = b[keep_out].clone()
+        if zero_out is not None:
+            b[zero_out] = 0
+    module.weight, module.bias = _param(module.weight, w), _param(module.bias, b)
+    module.in_channels, module.out_channels = w.shape[0], w.shape[1]
+
+
+def _slice_parameter(owner: nn.Module, name: str, keep: torch.Tensor, zero: torch.Tensor | None) -> None:
+    """A bare per-channel parameter: keep its channels along its one non-singleton dim."""
+    p = getattr(owner, name)
+    dim = param_channel_dim(p)
+    new = p.data.index_select(dim, torch.nonzero(keep).flatten().to(p.device)).clone()
+    if zero is not None:  # revived padding channels carry zeros
+        new.index_fill_(dim, torch.nonzero(zero).flatten().to(p.device), 0.0)
+    setattr(owner, name, _param(p, new))
+
+
 def slim_model(model: nn.Module, analysis: Analysis, active: torch.Tensor, divisor: int = 1) -> nn.Module:
     """A physically smaller deep copy of ``model`` (eval outputs equal the masked model's)."""
     revive = padded_active(analysis, active, divisor)
@@ -174,7 +208,11 @@ def slim_model(model: nn.Module, analysis: Analysis, active: torch.Tensor, divis
     slim = copy.deepcopy(model)
     remove_masks(slim)
     sides: dict[str, dict[str, torch.Tensor]] = {}
+    params: list[tuple[str, str, torch.Tensor]] = []
     for (fqn, side), index in analysis.member_index.items():
+        if side.startswith("param:"):
+            params.append((fqn, side.split(":", 1)[1], index))
+            continue
         entry = sides.setdefault(fqn, {})
         for s in (("in",) if side == "in" else ("out",) if side == "out" else ("in", "out")):
             entry[s] = index
@@ -194,4 +232,9 @@ def slim_model(model: nn.Module, analysis: Analysis, active: torch.Tensor, divis
                 args[f"zero_{s}"] = zero if bool(zero.any()) else None
             if any(v is not None for v in args.values()):
                 _slice(slim.get_submodule(fqn), **args)
+        for fqn, name, index in params:
+            keep, zero = keep_ext[index], zero_ext[index]
+            if not bool(keep.all()) or bool(zero.any()):
+                zero = zero[keep] if bool(zero.any()) else None
+                _slice_parameter(slim.get_submodule(fqn), name, keep, zero)
     return slim

@@ -113,13 +113,32 @@ def _build_unit(cg: ChannelGraph, sig: tuple, roots: dict[int, dict[tuple[str, s
     ordered = sorted(roots, key=lambda r: min(roots[r][first]))
     members = {k: [sorted(roots[r][k]) for r in ordered] for k in keys}
     flat = [p for ps in members[first] for p in ps]
-    name = f"{first[0]}_({min(flat)}, {max(flat) + 1})_{len(ordered)}"
+    base = first[0] if not first[1].startswith("param:") else ".".join(filter(None, (first[0], first[1][6:])))
+    name = f"{base}_({min(flat)}, {max(flat) + 1})_{len(ordered)}"
     modules = tuple(dict.fromkeys(k[0] for k in sorted(keys, key=lambda k: cg.order[k[0]])))
     return Unit(name, len(ordered), modules, members, _exclusion({k[1] for k in keys}, sig[1]))
 
 
+def _param_conflicts(cg: ChannelGraph) -> None:
+    """A bare parameter's mask lives on its owner module (``out_channel_mask``: the FLOP counter reads it for
+    the owner's own parameters), so an owner with another member side or several units cannot hold one."""
+    by_owner: dict[str, list[tuple[str, str]]] = {}
+    for key in cg.members:
+        by_owner.setdefault(key[0], []).append(key)
+    for owner, keys in by_owner.items():
+        params = [k for k in keys if k[1].startswith("param:")]
+        if not params:
+            continue
+        roots = [[cg.uf.find(e) if e >= 0 else -1 for e in cg.members[k]] for k in params]
+        if len(params) == len(keys) and all(r == roots[0] for r in roots[1:]):
+            continue
+        for k in keys:
+            cg.uf.block(cg.members[k], f"parameters of {owner} belong to different channel sets")
+
+
 def units_from_graph(cg: ChannelGraph) -> Analysis:
     """Group channels into units, order them topologically and index the prunable ones globally."""
+    _param_conflicts(cg)
     built = [_build_unit(cg, sig, roots) for sig, roots in _group(cg).items()]
     built.sort(key=lambda u: min((cg.order[f], f) for f in u.modules))
     seen: dict[str, int] = {}

@@ -176,13 +176,47 @@ def _reshape(ctx: Ctx, cm: dict | None, x: torch.Tensor, out: torch.Tensor) -> d
             if out.shape[target] % x.shape[d]:
                 continue
             rep = out.shape[target] // x.shape[d]
-            # merging with trailing dims only: those dims must multiply to the repeat factor
-            if rep == 1 or any(math.prod(x.shape[d + 1 : j]) == rep for j in range(d + 2, x.ndim + 1)):
+            # merging with trailing dims only: those dims must multiply to the repeat factor (and carry no
+            # channels of their own: two channel sets in one dim cannot be sliced independently)
+            if rep == 1 or any(math.prod(x.shape[d + 1 : j]) == rep and not cm.keys() & range(d + 1, j)
+                               for j in range(d + 2, x.ndim + 1)):
                 result[target] = ids if rep == 1 else [i for i in ids for _ in range(rep)]
                 break
         else:
-            ctx.uf.block(ids, f"reshaped by {ctx.what()}")
+            found = _split_or_tile(ctx, cm, d, x, out, in_pre, out_pre)
+            if found is None:
+                ctx.uf.block(ids, f"reshaped by {ctx.what()}")
+            else:
+                result[found[0]] = found[1]
     return result
+
+
+def _split_or_tile(ctx: Ctx, cm: dict, d: int, x: torch.Tensor, out: torch.Tensor, in_pre: list[int],
+                   out_pre: list[int]) -> tuple[int, list[int]] | None:
+    """Two more reshapes of a channel dim (ShuffleNet's shuffle is split, transpose, merge):
+
+    - split ``C -> (G, C/G)``: the last new dim carries the channels; channel m of every group is bound, so
+      the groups stay equal after pruning and ``view(b, G, -1, ...)`` splits the slim tensor the same way;
+    - merge untracked leading dims into it ``(G, C) -> G*C``: the ids repeat per leading index (tiled).
+    Returns (output dim, its ids) or None."""
+    ids, n = cm[d], x.shape[d]
+    for j in (j for j in range(out.ndim) if out_pre[j] == in_pre[d]):
+        for k in range(j + 1, out.ndim):
+            size = math.prod(out.shape[j : k + 1])
+            if size > n:
+                break
+            if size == n and out.shape[k] > 1 and n % out.shape[k] == 0:
+                width = out.shape[k]
+                for g in range(1, n // width):
+                    ctx.uf.union_lists(ids[:width], ids[g * width : (g + 1) * width])
+                return k, ids[:width]
+    for j in range(out.ndim):
+        for i in range(d):
+            if out_pre[j] == in_pre[i] and out.shape[j] == math.prod(x.shape[i : d + 1]) and not any(
+                e in cm for e in range(i, d)
+            ):
+                return j, ids * (out.shape[j] // n)
+    return None
 
 
 def _permute(cm: dict | None, perm: list[int]) -> dict:
@@ -389,7 +423,8 @@ def _call_op(ctx: Ctx) -> Any:
         ids = (cm or {}).get(d)
         if ids:
             ctx.uf.block(ids, f"{name} with constant sizes along channels")
-        return [{k: v for k, v in (cm or {}).items() if k != d} for _ in out]
+        drop = 1 if name == "unbind" else 0  # unbind removes the dim: later dims move down
+        return [{k - drop * (k > d): v for k, v in (cm or {}).items() if k != d} for _ in out]
     if t in _MATMUL or name in _MATMUL:
         return _matmul(ctx, x, ctx.args[1], cm, ctx.cargs[1] if len(ctx.cargs) > 1 else None, out)
     if t in _ELEMENTWISE_FUNCS or (isinstance(t, str) and t in _ELEMENTWISE_METHODS):

@@ -723,6 +723,204 @@ class SequentialMisc(nn.Module):
         return self.net(x)
 
 
+class NonLocal(nn.Module):
+    """Non-local / self-attention block (SAGAN): theta, phi, g 1x1 convs, ``view(b, c, -1)``, two bmm's with a
+    softmax between, output 1x1 conv + residual. g's channels pass through a free matmul: fixed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = cbr(3, 12)
+        self.theta, self.phi, self.g = nn.Conv2d(12, 6, 1), nn.Conv2d(12, 6, 1), nn.Conv2d(12, 6, 1)
+        self.w, self.out, self.head = nn.Conv2d(6, 12, 1), cbr(12, 8), Classifier(8)
+
+    def forward(self, x):
+        x = self.stem(x)
+        b, _, h, w = x.shape
+        q = self.theta(x).view(b, -1, h * w).permute(0, 2, 1)
+        k = self.phi(x).view(b, -1, h * w)
+        v = self.g(x).view(b, -1, h * w).permute(0, 2, 1)
+        y = torch.bmm(torch.softmax(torch.bmm(q, k), dim=-1), v).permute(0, 2, 1).reshape(b, -1, h, w)
+        return self.head(self.out(x + self.w(y)))
+
+
+class LayerScale(nn.Module):
+    """timm's LayerScale: ``x * self.gamma`` in its own module."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((c,), 0.1))
+
+    def forward(self, x):
+        return x * self.gamma
+
+
+class LayerScales(nn.Module):
+    """Three ways to write a layer scale: torchvision's ``[C, 1, 1]`` parameter, PoolFormer's
+    ``gamma.unsqueeze(-1).unsqueeze(-1)``, timm's LayerScale module on channels-last tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.a, self.b = cbr(3, 12), cbr(12, 12), cbr(12, 12)
+        self.ls_a = nn.Parameter(torch.full((12, 1, 1), 0.5))
+        self.ls_b = nn.Parameter(torch.full((12,), 0.5))
+        self.fc1, self.fc2, self.ls_c = nn.Linear(12, 24), nn.Linear(24, 12), LayerScale(12)
+        self.head = nn.Linear(12, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x + self.ls_a * self.a(x)
+        x = x + self.ls_b.unsqueeze(-1).unsqueeze(-1) * self.b(x)
+        t = x.flatten(2).transpose(1, 2)
+        t = t + self.ls_c(self.fc2(F.gelu(self.fc1(t))))
+        return self.head(t.mean(1))
+
+
+class GhostModule(nn.Module):
+    """GhostNet module: primary 1x1, cheap depthwise conv on its output, concat, slice to ``oup``."""
+
+    def __init__(self, cin: int, oup: int) -> None:
+        super().__init__()
+        self.oup, init = oup, (oup + 1) // 2
+        self.primary = cbr(cin, init, 1)
+        self.cheap = cbr(init, init, 3, groups=init)
+
+    def forward(self, x):
+        x1 = self.primary(x)
+        return torch.cat([x1, self.cheap(x1)], dim=1)[:, : self.oup]
+
+
+class GhostNet(nn.Module):
+    """Two ghost modules (the second slices an odd width) and a classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.g1, self.g2 = cbr(3, 8), GhostModule(8, 16), GhostModule(16, 11)
+        self.head = Classifier(11)
+
+    def forward(self, x):
+        return self.head(self.g2(self.g1(self.stem(x))))
+
+
+class RepVGGBlock(nn.Module):
+    """RepVGG training-time block: 3x3 conv+BN + 1x1 conv+BN + identity BN, summed, ReLU."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.dense = nn.Sequential(nn.Conv2d(c, c, 3, padding=1, bias=False), nn.BatchNorm2d(c))
+        self.one = nn.Sequential(nn.Conv2d(c, c, 1, bias=False), nn.BatchNorm2d(c))
+        self.identity = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        return F.relu(self.dense(x) + self.one(x) + self.identity(x))
+
+
+class RepVGG(nn.Module):
+    """RepVGG-like stack: stride-2 stem then two multi-branch blocks."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = cbr(3, 10)
+        self.blocks = nn.Sequential(RepVGGBlock(10), RepVGGBlock(10))
+        self.head = Classifier(10)
+
+    def forward(self, x):
+        return self.head(self.blocks(self.stem(x)))
+
+
+class CBAM(nn.Module):
+    """CBAM: channel attention (avg- and max-pooled through a shared MLP) then spatial attention from the
+    channel mean and max (reductions over channels: that unit is fixed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.body = cbr(3, 8), cbr(8, 12)
+        self.mlp = nn.Sequential(nn.Conv2d(12, 4, 1), nn.ReLU(), nn.Conv2d(4, 12, 1))
+        self.spatial, self.out, self.head = nn.Conv2d(2, 1, 7, padding=3), cbr(12, 8), Classifier(8)
+
+    def forward(self, x):
+        x = self.body(self.stem(x))
+        ca = torch.sigmoid(self.mlp(F.adaptive_avg_pool2d(x, 1)) + self.mlp(F.adaptive_max_pool2d(x, 1)))
+        x = x * ca
+        s = torch.cat([x.mean(dim=1, keepdim=True), torch.max(x, dim=1, keepdim=True)[0]], dim=1)
+        return self.head(self.out(x * torch.sigmoid(self.spatial(s))))
+
+
+class SharedModules(nn.Module):
+    """One ReLU, one MaxPool2d and one bilinear nn.Upsample module reused at different widths (the upsample's
+    FLOPs need one mask per call: its channels are fixed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.c2, self.c3 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 12, 3, padding=1), nn.Conv2d(
+            12, 16, 3, padding=1)
+        self.act, self.pool = nn.ReLU(), nn.MaxPool2d(2)
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        self.fuse, self.head = nn.Conv2d(20, 6, 1), Classifier(6)
+
+    def forward(self, x):
+        a = self.act(self.c1(x))
+        b = self.act(self.c2(self.pool(a)))
+        c = self.act(self.c3(self.pool(b)))
+        return self.head(self.fuse(torch.cat([self.up(self.up(c))[:, :8], self.up(b)], 1)))
+
+
+class LeNet(nn.Module):
+    """LeNet with a hard-coded ``view(-1, 12 * 4 * 4)``: the slim model cannot reuse that constant, so the
+    last conv's unit must be found out by the slim-vs-masked validation; the fc units still prune."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(3, 6, 5, padding=2), nn.Conv2d(6, 12, 5, padding=2)
+        self.fc1, self.fc2, self.fc3 = nn.Linear(12 * 4 * 4, 24), nn.Linear(24, 16), nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = x.view(-1, 12 * 4 * 4)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+class SuperResolution(nn.Module):
+    """ESPCN-like: convs then nn.PixelShuffle(2) (no channel rule: its producer is fixed), image output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.c2, self.c3 = nn.Conv2d(3, 12, 5, padding=2), nn.Conv2d(12, 8, 3, padding=1), nn.Conv2d(
+            8, 3 * 4, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(2)
+
+    def forward(self, x):
+        return self.shuffle(self.c3(torch.tanh(self.c2(torch.tanh(self.c1(x))))))
+
+
+class Fire(nn.Module):
+    """SqueezeNet fire module: squeeze 1x1, expand 1x1 and 3x3 concatenated."""
+
+    def __init__(self, cin: int, squeeze: int, e1: int, e3: int) -> None:
+        super().__init__()
+        self.squeeze = nn.Sequential(nn.Conv2d(cin, squeeze, 1), nn.ReLU(inplace=True))
+        self.e1 = nn.Sequential(nn.Conv2d(squeeze, e1, 1), nn.ReLU(inplace=True))
+        self.e3 = nn.Sequential(nn.Conv2d(squeeze, e3, 3, padding=1), nn.ReLU(inplace=True))
+
+    def forward(self, x):
+        x = self.squeeze(x)
+        return torch.cat([self.e1(x), self.e3(x)], 1)
+
+
+class SqueezeNet(nn.Module):
+    """SqueezeNet-like: fires, a conv classifier (1x1 conv to classes), global average pool, flatten."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, 2), nn.ReLU(inplace=True),
+                                      nn.MaxPool2d(3, 2, ceil_mode=True), Fire(8, 4, 6, 6), Fire(12, 4, 8, 8))
+        self.classifier = nn.Sequential(nn.Dropout(0.5), nn.Conv2d(16, 5, 1), nn.ReLU(inplace=True),
+                                        nn.AdaptiveAvgPool2d((1, 1)))
+
+    def forward(self, x):
+        return torch.flatten(self.classifier(self.features(x)), 1)
+
+
 ZOO: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
     "residual_add": (ResidualAdd, (2, 3, 16, 16)),
     "mul_gate": (MulGate, (2, 3, 16, 16)),
@@ -755,4 +953,13 @@ ZOO: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
     "mean_head": (MeanHead, (2, 3, 16, 16)),
     "conv1d_seq": (Conv1dSeq, (2, 4, 32)),
     "sequential_misc": (SequentialMisc, (2, 3, 16, 16)),
+    "non_local": (NonLocal, (2, 3, 16, 16)),
+    "layer_scales": (LayerScales, (2, 3, 16, 16)),
+    "ghostnet": (GhostNet, (2, 3, 16, 16)),
+    "repvgg": (RepVGG, (2, 3, 16, 16)),
+    "cbam": (CBAM, (2, 3, 16, 16)),
+    "shared_modules": (SharedModules, (2, 3, 16, 16)),
+    "lenet_hardcoded_view": (LeNet, (2, 3, 16, 16)),
+    "super_resolution": (SuperResolution, (2, 3, 16, 16)),
+    "squeezenet": (SqueezeNet, (2, 3, 32, 32)),
 }

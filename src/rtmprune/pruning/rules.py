@@ -311,8 +311,10 @@ def _call_module(ctx: Ctx) -> Any:
     cm = ctx.cargs[0] if ctx.cargs else None
     out = ctx.result
     if not isinstance(x, torch.Tensor) or not isinstance(out, torch.Tensor):
-        return _unknown(ctx, f"consumed by opaque module {fqn}")
+        return _unknown(ctx, f"consumed by {type(m).__name__} {fqn}, which has no channel rule")
     cm = cm if isinstance(cm, dict) else {}
+    if fqn in ctx.cg.opaque:  # untraceable: whatever its class, its forward is not the one the rules know
+        return _unknown(ctx, f"consumed by opaque module {fqn} ({ctx.cg.opaque[fqn]})")
     if isinstance(m, nn.modules.conv._ConvNd):  # transposed too: same channel roles, weight [in, out/g, ...]
         ctx.cg.calls.append(CallRecord(fqn, "conv", tuple(x.shape), tuple(out.shape)))
         rest = {d: ids for d, ids in cm.items() if d != 1}
@@ -364,8 +366,7 @@ def _call_module(ctx: Ctx) -> Any:
         return _reshape(ctx, cm, x, out)
     if isinstance(m, (nn.Softmax, nn.LogSoftmax)):
         return _reduce(ctx, cm, x, m.dim, keepdim=True)
-    reason = ctx.cg.opaque.get(fqn)
-    return _unknown(ctx, f"consumed by opaque module {fqn}" + (f" ({reason})" if reason else ""))
+    return _unknown(ctx, f"consumed by {type(m).__name__} {fqn}, which has no channel rule")
 
 
 def _arg(ctx: Ctx, i: int, name: str, default: Any = None) -> Any:

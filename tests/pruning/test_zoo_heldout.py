@@ -54,9 +54,9 @@ def _reasons(name: str) -> tuple[set[str], dict[str, str]]:
         ("unet", {"up2_(0, 12)_12", "enc3.0_(0, 16)_16"}, {}),  # ConvTranspose2d, shared MaxPool2d
         ("convnext", {"stem_(0, 12)_12"}, {}),  # layer scale gamma is sliced with the residual stream
         ("layer_scales", {"stem.0_(0, 12)_12"}, {}),
-        ("vit", {"blocks.0.mlp.0_(0, 32)_32"},
-         {"patch_embed_(0, 16)_16": "combined by add with a tensor of fixed channels",  # position embedding
-          "cls_token_(0, 16)_16": "expand"}),
+        ("vit", {"blocks.0.mlp.0_(0, 32)_32"},  # the position embedding fixes the token width
+         {"patch_embed_(0, 16)_16": "combined by add with a tensor of fixed channels"}),
+        ("ir_prelu_pad_cls", {"block.res.1_(0, 12)_12", "up_(0, 8)_8", "fuse_(0, 10)_10"}, {}),
         ("mlp_mixer", {"blocks.0.token_mlp.0_(0, 32)_32"},
          {"stem_(0, 12)_12": "FLOPs of blocks.0.token_mlp.0 scale with these channels"}),
         ("non_local", {"stem.0_(0, 12)_12"},

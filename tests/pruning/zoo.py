@@ -921,6 +921,42 @@ class SqueezeNet(nn.Module):
         return torch.flatten(self.classifier(self.features(x)), 1)
 
 
+class IRBlock(nn.Module):
+    """ArcFace IR block: BN -> conv -> BN -> PReLU (a slope per channel) -> conv -> BN, plus shortcut."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.res = nn.Sequential(nn.BatchNorm2d(cin), nn.Conv2d(cin, cout, 3, 1, 1, bias=False),
+                                 nn.BatchNorm2d(cout), nn.PReLU(cout),
+                                 nn.Conv2d(cout, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout))
+        self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, 2, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        return self.res(x) + self.shortcut(x)
+
+
+class PaddedUNetCls(nn.Module):
+    """PReLU(1) and per-channel PReLU, ``F.pad`` to align an odd-sized skip (UNet), a class token expanded
+    and concatenated on tokens (no position embedding), a Linear head on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem, self.act = nn.Conv2d(3, 8, 3, padding=1), nn.PReLU()
+        self.block = IRBlock(8, 12)
+        self.up = nn.ConvTranspose2d(12, 8, 2, stride=2)
+        self.fuse = nn.Conv2d(16, 10, 3, padding=1)
+        self.cls = nn.Parameter(torch.zeros(1, 1, 10))
+        self.fc1, self.head = nn.Linear(10, 10), nn.Linear(10, 5)
+
+    def forward(self, x):
+        s = self.act(self.stem(x))  # 15x15 input: the upsampled map is 14x14
+        u = self.up(self.block(s))
+        u = F.pad(u, [0, s.shape[-1] - u.shape[-1], 0, s.shape[-2] - u.shape[-2]])
+        t = self.fuse(torch.cat([s, u], 1)).flatten(2).transpose(1, 2)
+        t = torch.cat([self.cls.expand(t.shape[0], -1, -1), t], dim=1)
+        return self.head(F.gelu(self.fc1(t))[:, 0])
+
+
 ZOO: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
     "residual_add": (ResidualAdd, (2, 3, 16, 16)),
     "mul_gate": (MulGate, (2, 3, 16, 16)),
@@ -962,4 +998,5 @@ ZOO: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
     "lenet_hardcoded_view": (LeNet, (2, 3, 16, 16)),
     "super_resolution": (SuperResolution, (2, 3, 16, 16)),
     "squeezenet": (SqueezeNet, (2, 3, 32, 32)),
+    "ir_prelu_pad_cls": (PaddedUNetCls, (2, 3, 15, 15)),
 }

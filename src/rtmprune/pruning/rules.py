@@ -43,7 +43,6 @@ _ELEMENTWISE_METHODS = {
     "add", "sub", "mul", "div", "add_", "mul_", "relu", "relu_", "sigmoid", "tanh", "exp", "neg", "abs",
     "sqrt", "rsqrt", "pow", "square", "clamp", "clamp_min", "clamp_max", "contiguous", "float", "half",
     "double", "to", "type_as", "clone", "detach", "sigmoid_", "masked_fill", "__add__", "__mul__", "log",
-    "expand_as",
 }
 _ACTIVATIONS = (
     nn.ReLU, nn.ReLU6, nn.SiLU, nn.Sigmoid, nn.Hardsigmoid, nn.Hardswish, nn.GELU, nn.Tanh, nn.LeakyReLU,
@@ -355,7 +354,10 @@ def _call_module(ctx: Ctx) -> Any:
         cm = _block_other_dims(ctx, cm, x.ndim - 1, fqn)
         _member(ctx, fqn, "norm", cm.get(x.ndim - 1), x.shape[-1])
         return dict(cm)
-    if isinstance(m, _ACTIVATIONS):
+    if isinstance(m, _ACTIVATIONS) or (isinstance(m, nn.PReLU) and m.num_parameters == 1):
+        return dict(cm)
+    if isinstance(m, nn.PReLU):  # one slope per channel (dim 1): a per-channel layer like BN
+        _member(ctx, fqn, "pass", cm.get(1), x.shape[1])
         return dict(cm)
     if isinstance(m, _COUNTED_POOLS):  # a member: its mask buffers let the FLOP counter see the pruning
         _member(ctx, fqn, "pass", cm.get(1), x.shape[1])
@@ -437,6 +439,11 @@ def _call_op(ctx: Ctx) -> Any:
                             "carries its mask (nn.Upsample / nn.AdaptiveAvgPool2d would)")
     if t in _POOL_FUNCS:
         return _keep_dims(ctx, cm, x, out, {0, 1})
+    if t is F.pad:  # pads the last len(pad) // 2 dims; the others (channels, usually) pass unchanged
+        padded = len(_arg(ctx, 1, "pad")) // 2
+        return _keep_dims(ctx, cm, x, out, set(range(x.ndim - padded)))
+    if name in ("expand", "expand_as"):  # dims of size 1 grow; channel dims keep their size and ids
+        return _keep_dims(ctx, cm, x, out, set(range(x.ndim))) if x.ndim == out.ndim else _unknown(ctx)
     if name in ("flatten", "view", "reshape", "unflatten", "squeeze", "unsqueeze") or t in (
         torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze
     ):

@@ -168,6 +168,8 @@ def _slice(module: nn.Module, keep_in: torch.Tensor | None, keep_out: torch.Tens
         module.num_channels = n
     elif isinstance(module, nn.LayerNorm):
         module.normalized_shape = (n,)
+    elif isinstance(module, nn.PReLU):
+        module.num_parameters = n
 
 
 def _slice_transposed(module: nn.modules.conv._ConvNd, keep_in: torch.Tensor | None,

@@ -11,7 +11,7 @@ from tests.pruning.helpers import assert_slim_equals_masked, train_steps
 from tests.pruning.zoo import ZOO
 from torch import nn
 
-from rtmprune.pruning import GroupFisherPruner, analyze_model
+from rtmprune.pruning import GroupFisherPruner, analyze_model, rules
 
 
 def _random_widths(pruner: GroupFisherPruner, seed: int) -> torch.Tensor:
@@ -102,3 +102,13 @@ def test_nothing_prunable_is_all_excluded_and_a_no_op():
     train_steps(model, pruner, x, steps=2)
     assert not pruner.history
     assert_slim_equals_masked(model, pruner, x)
+
+
+def test_a_failing_rule_fixes_its_channels(monkeypatch):
+    def broken(*args, **kwargs):
+        raise IndexError("unforeseen arguments")
+
+    monkeypatch.setattr(rules, "_perm", broken)
+    units, reasons = _reasons("misc_ops")
+    assert "the channel rule of transpose failed (IndexError: unforeseen arguments)" in reasons["c_(0, 6)_6"]
+    assert "a_(0, 8)_8" in units

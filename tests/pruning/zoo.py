@@ -957,6 +957,22 @@ class PaddedUNetCls(nn.Module):
         return self.head(F.gelu(self.fc1(t))[:, 0])
 
 
+class MiscOps(nn.Module):
+    """Maxout ``torch.max(a, b)``, ``transpose(dim0=, dim1=)`` by keyword, ``movedim`` to channels-last and
+    back around a LayerNorm, ``torch.flatten(start_dim=1)`` into a Linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(3, 8, 3, padding=1)
+        self.c, self.norm = nn.Conv2d(8, 6, 3, 2, 1), nn.LayerNorm(6)
+        self.fc = nn.Linear(6 * 8 * 8, 5)
+
+    def forward(self, x):
+        y = self.c(torch.max(self.a(x), self.b(x))).transpose(dim0=2, dim1=3)
+        y = self.norm(y.movedim(1, -1)).movedim(-1, 1)
+        return self.fc(torch.flatten(y, start_dim=1))
+
+
 ZOO: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
     "residual_add": (ResidualAdd, (2, 3, 16, 16)),
     "mul_gate": (MulGate, (2, 3, 16, 16)),
@@ -999,4 +1015,5 @@ ZOO: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
     "super_resolution": (SuperResolution, (2, 3, 16, 16)),
     "squeezenet": (SqueezeNet, (2, 3, 32, 32)),
     "ir_prelu_pad_cls": (PaddedUNetCls, (2, 3, 15, 15)),
+    "misc_ops": (MiscOps, (2, 3, 16, 16)),
 }

@@ -163,7 +163,12 @@ class _Propagator(fx.Interpreter):
         cargs = fx.node.map_arg(n.args, lambda a: self.cmaps.get(a))
         ckwargs = fx.node.map_arg(n.kwargs, lambda a: self.cmaps.get(a))
         ctx = rules.Ctx(self.cg, n, args, kwargs, cargs, ckwargs, result, self.module)
-        self.cmaps[n] = rules.propagate(ctx)
+        try:
+            self.cmaps[n] = rules.propagate(ctx)
+        except Exception as err:  # a call no rule foresaw: fix its channels rather than fail the analysis
+            rules.unknown(ctx, f"the channel rule of {ctx.what()} failed ({type(err).__name__}: "
+                               f"{' '.join(str(err).split())[:80]})")
+            self.cmaps[n] = None
         return result
 
 

@@ -28,7 +28,7 @@ from torch import fx, nn
 
 from rtmprune.pruning.graph import CallRecord, ChannelGraph
 
-__all__ = ["Ctx", "propagate"]
+__all__ = ["Ctx", "propagate", "unknown", "param_channel_dim"]
 
 _ELEMENTWISE_FUNCS = {
     operator.add, operator.sub, operator.mul, operator.truediv, operator.neg, operator.pow, operator.iadd,
@@ -118,9 +118,13 @@ def _block_inputs(ctx: Ctx, reason: str) -> None:
                 ctx.uf.block(ids, reason)
 
 
-def _unknown(ctx: Ctx, reason: str | None = None) -> None:
+def unknown(ctx: Ctx, reason: str | None = None) -> None:
+    """Block every channel of the node's inputs (the result is untracked)."""
     _block_inputs(ctx, reason or f"consumed by {ctx.what()}, which has no channel rule")
     return None
+
+
+_unknown = unknown
 
 
 def _dim(d: int, ndim: int) -> int:
@@ -450,6 +454,8 @@ def _call_op(ctx: Ctx) -> Any:
         return _reshape(ctx, cm, x, out)
     if name in ("permute", "transpose", "t", "movedim"):
         return _permute(cm, _perm(name, ctx, x.ndim))
+    if name in ("max", "min") and isinstance(_arg(ctx, 1, "other"), torch.Tensor):  # torch.max(a, b)
+        return _broadcast(ctx, out)
     if name in _REDUCTIONS:
         return _reduce(ctx, cm, x, _arg(ctx, 1, "dim", None), bool(_arg(ctx, 2, "keepdim", False)))
     if name in _SOFTMAX:
@@ -465,10 +471,10 @@ def _perm(name: str, ctx: Ctx, ndim: int) -> list[int]:
         return [_dim(d, ndim) for d in dims]
     perm = list(range(ndim))
     if name == "transpose":
-        a, b = _dim(ctx.args[1], ndim), _dim(ctx.args[2], ndim)
+        a, b = _dim(_arg(ctx, 1, "dim0"), ndim), _dim(_arg(ctx, 2, "dim1"), ndim)
         perm[a], perm[b] = perm[b], perm[a]
         return perm
-    src, dst = _dim(ctx.args[1], ndim), _dim(ctx.args[2], ndim)
+    src, dst = _dim(_arg(ctx, 1, "source"), ndim), _dim(_arg(ctx, 2, "destination"), ndim)
     perm.insert(dst, perm.pop(src))
     return perm
 

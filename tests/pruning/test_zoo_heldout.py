@@ -112,3 +112,14 @@ def test_a_failing_rule_fixes_its_channels(monkeypatch):
     units, reasons = _reasons("misc_ops")
     assert "the channel rule of transpose failed (IndexError: unforeseen arguments)" in reasons["c_(0, 6)_6"]
     assert "a_(0, 8)_8" in units
+
+
+def test_validation_catches_a_flop_count_the_rules_missed(monkeypatch):
+    """Were functional interpolate not known to the rules, FPN's lateral unit would slim fine but be counted
+    at full width in the masked model: the construction-time check must exclude it."""
+    monkeypatch.setattr(rules, "_COUNTED_POOL_FUNCS", set())
+    cls, shape = ZOO["fpn"]
+    pruner = GroupFisherPruner(cls(), torch.randn(shape)[:1])
+    reasons = {u.name: u.excluded for u in pruner.excluded}
+    assert "the FLOP counter sees the masked model unlike the slimmed one" in reasons["lateral.2_(0, 10)_10"]
+    assert "c3.0_(0, 16)_16" in {u.name for u in pruner.units}

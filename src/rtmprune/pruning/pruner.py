@@ -105,7 +105,10 @@ class GroupFisherPruner:
         self._masks.update(self.active)
 
     # ------------------------------------------------------------- validation
-    def _outputs_match(self, active: torch.Tensor) -> bool:
+    def _mismatch(self, active: torch.Tensor) -> str | None:
+        """Why the slim model at ``active`` differs from the masked one (outputs, counted FLOPs/params)."""
+        from rtmprune.complexity import measure
+
         self._masks.update(active)
         modes = {m: m.training for m in self.model.modules()}
         inputs = self.example_inputs if isinstance(self.example_inputs, tuple) else (self.example_inputs,)
@@ -115,11 +118,21 @@ class GroupFisherPruner:
                 masked = tree_flatten(self.model(*inputs))[0]
                 slim = subnet.slim_model(self.model, self.analysis, active)
                 sliced = tree_flatten(slim(*inputs))[0]
-            return len(masked) == len(sliced) and all(
+            if not (len(masked) == len(sliced) and all(
                 a.shape == b.shape and bool(torch.allclose(a, b, rtol=1e-4, atol=1e-5 * (1 + a.abs().max())))
-                for a, b in zip(masked, sliced, strict=True) if isinstance(a, torch.Tensor))
-        except Exception:  # any failure of the sliced model means the unit cannot be sliced
-            return False
+                for a, b in zip(masked, sliced, strict=True) if isinstance(a, torch.Tensor)
+            )):
+                return "slimmed model differs from the masked one at random widths (hard-coded shapes?)"
+            if isinstance(self.example_inputs, torch.Tensor):  # the pruning target is the counter's number
+                shape = tuple(self.example_inputs.shape)
+                a, b = measure(self.model, shape), measure(slim, shape)
+                if a.flops != b.flops or a.params != b.params:
+                    return ("the FLOP counter sees the masked model unlike the slimmed one at random widths "
+                            f"(FLOPs {a.flops} vs {b.flops}, params {a.params} vs {b.params})")
+            return None
+        except Exception as err:  # any failure of the sliced model means the unit cannot be sliced
+            message = f"{type(err).__name__}: {' '.join(str(err).split())[:80]}"
+            return f"slimmed model differs from the masked one at random widths: it fails ({message})"
         finally:
             for m, mode in modes.items():
                 m.training = mode
@@ -138,9 +151,11 @@ class GroupFisherPruner:
             return active
 
         def failing(units: list[Unit]) -> list[Unit]:
-            if not units or self._outputs_match(random_active(units)):
+            why = self._mismatch(random_active(units)) if units else None
+            if why is None:
                 return []
             if len(units) == 1:
+                units[0].excluded = why
                 return units
             half = len(units) // 2
             return failing(units[:half]) + failing(units[half:])
@@ -149,8 +164,6 @@ class GroupFisherPruner:
         self._masks.update(torch.ones(self.analysis.num_classes, dtype=torch.bool))
         if not bad:
             return
-        for u in bad:
-            u.excluded = "slimmed model differs from the masked one at random widths (hard-coded shapes?)"
         keep = [u for u in self.analysis.units if u.excluded is None]
         self.analysis = reindex(self.analysis, keep, self.analysis.excluded + bad)
         self._masks = MaskState(self.model, self.analysis)

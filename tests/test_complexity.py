@@ -161,3 +161,16 @@ def test_masked_rtmpose_counts_less() -> None:
     half = 24 * 48 * 9 // 2
     assert result.params == 3_337_007 - half
     assert result.flops == MMPOSE_FLOPS["rtmpose-t"] - half * 64 * 48  # stage1 output is stride 4
+
+
+def test_masked_transposed_conv_and_channel_last_parameter() -> None:
+    """ConvTranspose2d shrinks like a conv; a bare [1, 1, C] parameter (layer scale, class token) is counted
+    by its one non-singleton dim under its owner's mask."""
+    keep = torch.tensor([True, False, True, True, False, True])
+    full = nn.Sequential(nn.ConvTranspose2d(4, 6, 2, stride=2))
+    _set(full[0], out_mask=keep)
+    full.gamma = nn.Parameter(torch.ones(1, 1, 6))  # owned by the Sequential, unused by its forward
+    _set(full, out_mask=keep)
+    got, want = measure(full, (1, 4, 3, 3)), measure(nn.ConvTranspose2d(4, 4, 2, stride=2), (1, 4, 3, 3))
+    assert got.flops == want.flops == 4 * 9 * 4 * 4
+    assert got.params == want.params + 4 == 4 * 4 * 4 + 4 + 4

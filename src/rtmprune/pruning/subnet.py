@@ -124,19 +124,9 @@ def _slice(module: nn.Module, keep_in: torch.Tensor | None, keep_out: torch.Tens
             keep_out = keep_out if keep_out is not None else keep_in
             zero_out = zero_out if zero_out is not None else zero_in
             keep_in = zero_in = None
-        w = w if keep_out is None else w[keep_out]
-        w = w if keep_in is None else w[:, keep_in]
-        w = w.clone()
-        if zero_out is not None:
-            w[zero_out] = 0
-        if zero_in is not None:
-            w[:, zero_in] = 0
-        b = module.bias.data if module.bias is not None else None
-        if b is not None and keep_out is not None:
-            b = b[keep_out].clone()
-            if zero_out is not None:
-                b[zero_out] = 0
-        module.weight, module.bias = _param(module.weight, w), _param(module.bias, b)
+        w = _slice_dims01(w, keep_out, keep_in, zero_out, zero_in)
+        module.weight = _param(module.weight, w)
+        module.bias = _param(module.bias, _sliced_bias(module, keep_out, zero_out))
         n_out, n_in = w.shape[0], (w.shape[0] if depthwise else w.shape[1])
         if isinstance(module, nn.Linear):
             module.in_features, module.out_features = n_in, n_out
@@ -176,20 +166,32 @@ def _slice_transposed(module: nn.modules.conv._ConvNd, keep_in: torch.Tensor | N
                       keep_out: torch.Tensor | None, zero_in: torch.Tensor | None,
                       zero_out: torch.Tensor | None) -> None:
     """ConvTranspose (groups=1): its weight is ``[in, out, k...]``, the transpose of a conv's."""
-    w = module.weight.data
-    w = w if keep_in is None else w[keep_in]
-    w = (w if keep_out is None else w[:, keep_out]).clone()
-    if zero_in is not None:
-        w[zero_in] = 0
-    if zero_out is not None:
-        w[:, zero_out] = 0
+    w = _slice_dims01(module.weight.data, keep_in, keep_out, zero_in, zero_out)
+    module.weight = _param(module.weight, w)
+    module.bias = _param(module.bias, _sliced_bias(module, keep_out, zero_out))
+    module.in_channels, module.out_channels = w.shape[0], w.shape[1]
+
+
+def _slice_dims01(w: torch.Tensor, keep0: torch.Tensor | None, keep1: torch.Tensor | None,
+                  zero0: torch.Tensor | None, zero1: torch.Tensor | None) -> torch.Tensor:
+    """A copy of ``w`` with the kept channels of dims 0 and 1; ``zero*`` (padding channels) set to 0."""
+    w = w if keep0 is None else w[keep0]
+    w = (w if keep1 is None else w[:, keep1]).clone()
+    if zero0 is not None:
+        w[zero0] = 0
+    if zero1 is not None:
+        w[:, zero1] = 0
+    return w
+
+
+def _sliced_bias(module: nn.Module, keep_out: torch.Tensor | None,
+                 zero_out: torch.Tensor | None) -> torch.Tensor | None:
     b = module.bias.data if module.bias is not None else None
     if b is not None and keep_out is not None:
         b = b[keep_out].clone()
         if zero_out is not None:
             b[zero_out] = 0
-    module.weight, module.bias = _param(module.weight, w), _param(module.bias, b)
-    module.in_channels, module.out_channels = w.shape[0], w.shape[1]
+    return b
 
 
 def _slice_parameter(owner: nn.Module, name: str, keep: torch.Tensor, zero: torch.Tensor | None) -> None:

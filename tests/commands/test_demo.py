@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from rtmprune.cli import main
-from rtmprune.engine.demo_recipe import ROWS, Calibration, DemoSettings, _prepare_work_dir, make_plan
+from rtmprune.engine.demo_plan import Calibration, DemoSettings, make_plan
+from rtmprune.engine.demo_recipe import ROWS, _prepare_work_dir
 from rtmprune.errors import RtmpruneError
 
 

@@ -21,8 +21,8 @@ from typing import Any
 
 import cv2
 import numpy as np
-import torch.utils.data
 
+from rtmprune.data.pipelined import PipelinedDataset
 from rtmprune.errors import RtmpruneError
 
 __all__ = ["CocoDataset", "load_coco_instances", "load_detections", "read_image"]
@@ -221,7 +221,7 @@ def _check_images_exist(instances: list[dict], ann_file: Path) -> None:
             raise RtmpruneError(f"image file not found: {path} (image_id {inst['image_id']} in {ann_file})")
 
 
-class CocoDataset(torch.utils.data.Dataset):
+class CocoDataset(PipelinedDataset):
     """Top-down COCO keypoint dataset; ``pipeline(raw, rng)`` turns a raw sample into a training/test sample.
 
     ``bbox_file`` switches to detection boxes (test time). ``num_keypoints`` / ``keypoint_mapping`` let
@@ -269,25 +269,3 @@ class CocoDataset(torch.utils.data.Dataset):
         raw["img"] = read_image(inst["img_path"], f"annotation id {inst['id']}")
         raw["img_shape"] = raw["img"].shape[:2]
         return raw
-
-    def __getitem__(self, index: int) -> dict:
-        raw = self.get_raw(index)
-        return raw if self.pipeline is None else self.pipeline(raw)
-
-    def set_pipeline(self, pipeline: Callable[[dict], dict] | None) -> None:
-        """Replace the pipeline (stage switch); a seeded pipeline hands its random stream on."""
-        _hand_over_seed(self.pipeline, pipeline)
-        self.pipeline = pipeline
-
-    def reseed(self, seed: int) -> None:
-        """Seed the pipeline's random stream (called per DataLoader worker)."""
-        if hasattr(self.pipeline, "reseed"):
-            self.pipeline.reseed(seed)
-
-
-def _hand_over_seed(old: Any, new: Any) -> None:
-    # Keep runs reproducible across a stage switch in the main process: the new pipeline's seed is drawn
-    # from the old pipeline's stream. (Worker processes get reseeded by the loader anyway.)
-    if new is None or not hasattr(new, "reseed") or old is None or not hasattr(old, "rng"):
-        return
-    new.reseed(int(old.rng.integers(0, 2**63 - 1)))

@@ -10,15 +10,14 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Sequence
 
-import torch.utils.data
-
-from rtmprune.data.coco import CocoDataset, _hand_over_seed
+from rtmprune.data.coco import CocoDataset
+from rtmprune.data.pipelined import PipelinedDataset
 from rtmprune.errors import RtmpruneError
 
 __all__ = ["CombinedDataset"]
 
 
-class CombinedDataset(torch.utils.data.Dataset):
+class CombinedDataset(PipelinedDataset):
     """Concatenation of ``datasets`` where source ``i`` appears ``repeats[i]`` times."""
 
     def __init__(
@@ -62,15 +61,3 @@ class CombinedDataset(torch.utils.data.Dataset):
         raw = self.datasets[src].get_raw(local)
         raw["source"] = src
         return raw
-
-    def __getitem__(self, index: int) -> dict:
-        raw = self.get_raw(index)
-        return raw if self.pipeline is None else self.pipeline(raw)
-
-    def set_pipeline(self, pipeline: Callable[[dict], dict] | None) -> None:
-        _hand_over_seed(self.pipeline, pipeline)
-        self.pipeline = pipeline
-
-    def reseed(self, seed: int) -> None:
-        if hasattr(self.pipeline, "reseed"):
-            self.pipeline.reseed(seed)

@@ -21,7 +21,7 @@ import torch
 
 from rtmprune.complexity import measure
 from rtmprune.engine.config import load_config
-from rtmprune.engine.model_loading import analyze_rtmpose, slim_full_model
+from rtmprune.engine.model_loading import slim_full_model
 from rtmprune.engine.prune_recipe import prune
 from rtmprune.engine.recipes import model_from_checkpoint
 from rtmprune.engine.train import build_val_loader, validate
@@ -73,7 +73,6 @@ def main() -> None:
     logger = JsonlLogger(args.out / "fisher_vs_random.jsonl")
     candidates = [("full", None), ("groupfisher", fisher)]
     candidates += [(f"random seed {s}", random_subnet(fisher, s)) for s in range(args.seeds)]
-    analyze_rtmpose(full)  # fail early on an untraceable model
     print(f"{'model':<16} {'AP':>6} {'AR':>6} {'FLOPs ratio':>12}")
     for name, subnet in candidates:
         model = full if subnet is None else slim_full_model(full, subnet).eval()

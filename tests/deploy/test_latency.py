@@ -7,6 +7,7 @@ import torch
 
 from rtmprune.deploy.latency import (
     available_providers,
+    group_profile,
     make_session,
     module_times,
     percentile,
@@ -74,6 +75,9 @@ def test_module_times_sums_node_times_by_module_path():
         "backbone.stem.0.conv": 3.0,
         "backbone.stage1.1.blocks.0.conv1.conv": 4.0,
         "head.final_layer": 5.0,
+    }
+    assert group_profile(nodes) == {
+        "backbone/stem": 3.0, "backbone/stage1": 4.0, "head/final_layer": 5.0, "(graph)": 8.0,
     }
 
 

@@ -235,11 +235,12 @@ def profile_nodes(
 
 
 def group_profile(nodes: dict[str, dict[str, Any]], depth: int = 2) -> dict[str, float]:
-    """Sum node times (µs) by the first ``depth`` parts of their module path (``backbone/stage2``)."""
+    """Sum node times (µs) by the first ``depth`` parts of their module path (``backbone/stage2``); nodes
+    outside any module go to ``(graph)``."""
     groups: dict[str, float] = {}
     for name, entry in nodes.items():
-        parts = [p for p in name.strip("/").split("/") if p][:-1] or ["(graph)"]
-        key = "/".join(parts[:depth])
+        path = _module_path(name)
+        key = "/".join(path.split(".")[:depth]) if path else "(graph)"
         groups[key] = groups.get(key, 0.0) + entry["us"]
     return groups
 

@@ -116,7 +116,7 @@ def class_costs(analysis: Analysis, active: torch.Tensor, kind: str, kernels: Ma
             continue  # BN, pools...: not counted (as MMRazor)
         positions = calls[fqn]
         k = kernels.get(fqn, 1)
-        price = 1.0 if weights is None or kind != "latency" else weights[fqn]
+        price = weights[fqn] if kind == "latency" else 1.0
         if "pass" in entry:  # depthwise conv: one channel in, one out
             charge(entry["pass"], positions * (1 if kind == "act" else k * price))
             continue

@@ -124,9 +124,6 @@ def unknown(ctx: Ctx, reason: str | None = None) -> None:
     return None
 
 
-_unknown = unknown
-
-
 def _dim(d: int, ndim: int) -> int:
     return d + ndim if d < 0 else d
 
@@ -244,7 +241,7 @@ def _getitem(ctx: Ctx, x: Any, cm: Any, idx: Any) -> Any:
         return cm[idx] if isinstance(cm, (list, tuple)) and isinstance(idx, int) else None
     idx = idx if isinstance(idx, tuple) else (idx,)
     if any(isinstance(i, (torch.Tensor, list, bool)) for i in idx):
-        return _unknown(ctx, "indexed by a tensor")
+        return unknown(ctx, "indexed by a tensor")
     n_real = sum(1 for i in idx if i is not None and i is not Ellipsis)
     expanded: list[Any] = []
     for i in idx:
@@ -314,10 +311,10 @@ def _call_module(ctx: Ctx) -> Any:
     cm = ctx.cargs[0] if ctx.cargs else None
     out = ctx.result
     if not isinstance(x, torch.Tensor) or not isinstance(out, torch.Tensor):
-        return _unknown(ctx, f"consumed by {type(m).__name__} {fqn}, which has no channel rule")
+        return unknown(ctx, f"consumed by {type(m).__name__} {fqn}, which has no channel rule")
     cm = cm if isinstance(cm, dict) else {}
     if fqn in ctx.cg.opaque:  # untraceable: whatever its class, its forward is not the one the rules know
-        return _unknown(ctx, f"consumed by opaque module {fqn} ({ctx.cg.opaque[fqn]})")
+        return unknown(ctx, f"consumed by opaque module {fqn} ({ctx.cg.opaque[fqn]})")
     if isinstance(m, nn.modules.conv._ConvNd):  # transposed too: same channel roles, weight [in, out/g, ...]
         ctx.cg.calls.append(CallRecord(fqn, "conv", tuple(x.shape), tuple(out.shape)))
         rest = {d: ids for d, ids in cm.items() if d != 1}
@@ -353,7 +350,7 @@ def _call_module(ctx: Ctx) -> Any:
         _member(ctx, fqn, "norm", cm.get(1), x.shape[1])
         return _keep_dims(ctx, cm, x, out, set(range(x.ndim)))
     if isinstance(m, nn.GroupNorm):
-        return _unknown(ctx, f"GroupNorm {fqn} with {m.num_groups} groups of several channels")
+        return unknown(ctx, f"GroupNorm {fqn} with {m.num_groups} groups of several channels")
     if isinstance(m, nn.LayerNorm) and len(m.normalized_shape) == 1:
         cm = _block_other_dims(ctx, cm, x.ndim - 1, fqn)
         _member(ctx, fqn, "norm", cm.get(x.ndim - 1), x.shape[-1])
@@ -372,7 +369,7 @@ def _call_module(ctx: Ctx) -> Any:
         return _reshape(ctx, cm, x, out)
     if isinstance(m, (nn.Softmax, nn.LogSoftmax)):
         return _reduce(ctx, cm, x, m.dim, keepdim=True)
-    return _unknown(ctx, f"consumed by {type(m).__name__} {fqn}, which has no channel rule")
+    return unknown(ctx, f"consumed by {type(m).__name__} {fqn}, which has no channel rule")
 
 
 def _arg(ctx: Ctx, i: int, name: str, default: Any = None) -> Any:
@@ -393,7 +390,7 @@ def _call_op(ctx: Ctx) -> Any:
         return None
     if not isinstance(out, torch.Tensor) and not (isinstance(out, (tuple, list)) and out
                                                    and all(isinstance(o, torch.Tensor) for o in out)):
-        return _unknown(ctx) if any(cm for _, cm in _all_inputs(ctx)) else None
+        return unknown(ctx) if any(cm for _, cm in _all_inputs(ctx)) else None
     if t in (torch.cat, torch.concat) or name in ("cat", "concat"):
         tensors, d = ctx.args[0], _dim(_arg(ctx, 1, "dim", 0), out.ndim)
         cms = ctx.cargs[0]
@@ -447,7 +444,7 @@ def _call_op(ctx: Ctx) -> Any:
         padded = len(_arg(ctx, 1, "pad")) // 2
         return _keep_dims(ctx, cm, x, out, set(range(x.ndim - padded)))
     if name in ("expand", "expand_as"):  # dims of size 1 grow; channel dims keep their size and ids
-        return _keep_dims(ctx, cm, x, out, set(range(x.ndim))) if x.ndim == out.ndim else _unknown(ctx)
+        return _keep_dims(ctx, cm, x, out, set(range(x.ndim))) if x.ndim == out.ndim else unknown(ctx)
     if name in ("flatten", "view", "reshape", "unflatten", "squeeze", "unsqueeze") or t in (
         torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze
     ):
@@ -460,7 +457,7 @@ def _call_op(ctx: Ctx) -> Any:
         return _reduce(ctx, cm, x, _arg(ctx, 1, "dim", None), bool(_arg(ctx, 2, "keepdim", False)))
     if name in _SOFTMAX:
         return _reduce(ctx, cm, x, _arg(ctx, 1, "dim", None), keepdim=True)
-    return _unknown(ctx)
+    return unknown(ctx)
 
 
 def _perm(name: str, ctx: Ctx, ndim: int) -> list[int]:
@@ -481,7 +478,7 @@ def _perm(name: str, ctx: Ctx, ndim: int) -> list[int]:
 
 def _matmul(ctx: Ctx, a: Any, b: Any, ca: Any, cb: Any, out: torch.Tensor) -> dict:
     if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)) or a.ndim < 2 or b.ndim < 2:
-        return _unknown(ctx, "1-D matmul")
+        return unknown(ctx, "1-D matmul")
     ca, cb = ca or {}, cb or {}
     k = a.shape[-1]
     ctx.cg.calls.append(CallRecord(None, "matmul", tuple(a.shape), tuple(out.shape), out.numel() * k))

@@ -74,6 +74,12 @@ class TrainHooks:
         meta: merged into every checkpoint's ``meta`` (e.g. ``{"subnet": ...}`` for a pruned model).
         base_lr: replaces ``cfg.train.base_lr`` (prune: base_lr × lr_ratio; finetune: finetune_lr).
         validate: False skips validation (``best.pth`` is then never written).
+        loss: ``f(inputs, pred, batch) -> loss`` replaces the label criterion (distillation: a teacher runs
+            here); called inside the student's autocast context, so a teacher runs under the same AMP.
+        trainable: training-only parameters optimised with the model (a distillation projection): moved to
+            the device and added to the optimizer as one more group (no weight decay). They are not in the
+            model's ``state_dict``; save them with ``extra_state``, average their gradients in
+            ``after_backward`` under DDP.
     """
 
     after_backward: Callable[[int, float], None] | None = None
@@ -85,6 +91,8 @@ class TrainHooks:
     meta: dict[str, Any] = field(default_factory=dict)
     base_lr: float | None = None
     validate: bool = True
+    loss: Callable[[torch.Tensor, Any, dict[str, Any]], torch.Tensor] | None = None
+    trainable: nn.Module | None = None
 
 
 @dataclass
@@ -230,6 +238,10 @@ def fit(model: nn.Module, cfg: Config, hooks: TrainHooks | None = None, *, resum
     channels_last = device.type == "cuda" if tc.channels_last == "auto" else bool(tc.channels_last)
     model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format)
     optimizer = build_optimizer(model, base_lr, tc.weight_decay)
+    if hooks.trainable is not None:
+        hooks.trainable.to(device)
+        optimizer.add_param_group({"params": list(hooks.trainable.parameters()), "weight_decay": 0.0,
+                                   "name": "trainable"})
     ema = ExpMomentumEMA(model, tc.ema_momentum, update_buffers=True) if tc.ema else None
     progress = Progress()
     if resume:
@@ -285,7 +297,9 @@ def fit(model: nn.Module, cfg: Config, hooks: TrainHooks | None = None, *, resum
             with torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16,
                                 enabled=amp is not None):
                 pred = ddp(inputs)
-            loss = criterion(pred, targets, batch["keypoint_weights"].to(device))
+                loss = hooks.loss(inputs, pred, batch) if hooks.loss is not None else None
+            if loss is None:
+                loss = criterion(pred, targets, batch["keypoint_weights"].to(device))
             loss_value = dist.all_reduce_sum(loss.detach().clone()).item() / info.world_size
             if not math.isfinite(loss_value):  # every rank sees the same value, so all stop together
                 raise RtmpruneError(f"loss is {loss_value} at iteration {it} (epoch {epoch + 1}); training "

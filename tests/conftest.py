@@ -1,4 +1,7 @@
-"""Shared test fixtures: paths to ../shared, a small thread budget, deterministic seeds."""
+"""Shared test fixtures: a small thread budget, deterministic seeds, MMPose parity weights as a file.
+
+Test data lives in tests/assets (paths in shared_paths.py): a clone of the repository tests itself alone.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 
-from shared_paths import SHARED
+from mmpose_parity import write_parity_weights
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +30,6 @@ def _seed():
 
 
 @pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    if not SHARED.is_dir():
-        pytest.fail(f"../shared not found at {SHARED} (set RTMPRUNE_SHARED)")
-    return SHARED
+def t_weights(tmp_path_factory) -> Path:
+    """RTMPose-T's MMPose parity weights as a bare state-dict ``.pth`` (what MMPose's fixture file was)."""
+    return write_parity_weights("t", tmp_path_factory.mktemp("parity") / "rtmpose_t_parity.pth")

@@ -1,12 +1,12 @@
-"""Paths to ../shared (read-only fixtures and sample data), importable from any test module."""
+"""Paths to the test data the repository carries (tests/assets), importable from any test module."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("RTMPRUNE_SHARED", ROOT.parent / "shared"))
-PARITY = SHARED / "fixtures" / "mmpose-parity"
-MMRAZOR = SHARED / "fixtures" / "mmrazor"
-SAMPLES = SHARED / "data" / "mmpose-samples"
+ASSETS = ROOT / "tests" / "assets"
+PARITY = ASSETS / "mmpose-parity-compact"
+MMRAZOR = ASSETS / "mmrazor"
+MMRAZOR_COCO = MMRAZOR / "rtmpose-s_coco_fix_subnet.json"
+SAMPLES = ASSETS / "mmpose-samples"

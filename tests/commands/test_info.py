@@ -11,6 +11,10 @@ from rtmprune.cli import main
 from rtmprune.models import build_model, save_checkpoint
 from shared_paths import MMRAZOR, PARITY
 
+# Placeholders in parametrized argv for files made by fixtures.
+T_WEIGHTS = "<RTMPose-T parity weights>"
+TENSORS = "<tensors of no known model>"
+
 
 def _json(capsys, argv: list[str]) -> dict:
     assert main(argv) == 0
@@ -34,8 +38,8 @@ def test_name_follows_input_shape_and_keypoints(capsys) -> None:
     assert report["params"] == sum(p.numel() for p in model.parameters())
 
 
-def test_checkpoint_text_and_per_module(capsys) -> None:
-    assert main(["info", str(PARITY / "rtmpose_t_seed0.pth"), "--per-module"]) == 0
+def test_checkpoint_text_and_per_module(capsys, t_weights) -> None:
+    assert main(["info", str(t_weights), "--per-module"]) == 0
     out = capsys.readouterr().out
     assert "3,337,007" in out and "358,796,160" in out and "rtmpose-t" in out
     assert "backbone.stem.0.conv" in out and "head.gau" in out
@@ -70,11 +74,15 @@ def test_pruned_checkpoint_counts_the_slim_model(capsys, tmp_path) -> None:
         (["info", "rtmpose-xl"], "neither a model"),
         (["info", "rtmpose-s", "--input-shape", "1,3,250,192"], "multiples of 32"),
         (["info", "rtmpose-s", "--input-shape", "1,1,256,192"], "3 channels"),
-        (["info", str(PARITY / "rtmpose_t_seed0.pth"), "--input-shape", "1,3,384,288"], "does not fit"),
-        (["info", str(PARITY / "rtmpose_t_seed0_io.pt")], "architecture"),
+        (["info", T_WEIGHTS, "--input-shape", "1,3,384,288"], "does not fit"),
+        (["info", TENSORS], "architecture"),
+        (["info", str(PARITY / "rtmpose_t_256x192_fill_io.pt")], "no model weights found"),
     ],
 )
-def test_errors_are_one_line(capsys, argv, needle) -> None:
+def test_errors_are_one_line(capsys, tmp_path, t_weights, argv, needle) -> None:
+    torch.save({"input": torch.zeros(1, 3, 8, 8)}, tmp_path / "tensors.pt")
+    files = {T_WEIGHTS: str(t_weights), TENSORS: str(tmp_path / "tensors.pt")}
+    argv = [files.get(a, a) for a in argv]
     assert main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert needle in err and "\n" not in err and err.startswith("rtmprune info: error:")

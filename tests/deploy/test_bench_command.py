@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 from rtmprune.cli import main
+from shared_paths import MMRAZOR, MMRAZOR_COCO
 
 
-def test_bench_json_lines(tmp_path, capsys, shared_dir):
-    subnet = shared_dir / "fixtures" / "mmrazor" / "rtmpose-s_coco_fix_subnet.json"
+def test_bench_json_lines(tmp_path, capsys):
+    subnet = MMRAZOR_COCO
     out = tmp_path / "bench.jsonl"
     args = ["bench", "--models", "rtmpose-s", "rtmpose-t", "--subnet", str(subnet), "--divisors", "1", "16"]
     args += ["--mmrazor-subnet", str(subnet), "--batch", "1", "2", "--runs", "4", "--warmup", "1"]
@@ -37,10 +38,8 @@ def test_bench_json_lines(tmp_path, capsys, shared_dir):
     assert m1["vs_mmrazor"] == 1.0 and d16["vs_mmrazor"] == d16["median_ms"] / m1["median_ms"]
 
 
-def test_bench_table_with_named_subnets(capsys, shared_dir):
-    fixtures = shared_dir / "fixtures" / "mmrazor"
-    subnets = [f"coco={fixtures / 'rtmpose-s_coco_fix_subnet.json'}",
-               f"aic={fixtures / 'rtmpose-s_aic-coco_fix_subnet.json'}"]
+def test_bench_table_with_named_subnets(capsys):
+    subnets = [f"coco={MMRAZOR_COCO}", f"aic={MMRAZOR / 'rtmpose-s_aic-coco_fix_subnet.json'}"]
     args = ["bench", "--models", "rtmpose-t", "--subnet", *subnets, "--divisors", "8", "16", "--batch", "1"]
     assert main([*args, "--runs", "3", "--input-size", "64", "96", "--no-alone-check"]) == 0
     text = capsys.readouterr().out

@@ -16,6 +16,7 @@ from rtmprune.deploy.report import (
     write_report,
 )
 from rtmprune.errors import RtmpruneError
+from shared_paths import MMRAZOR_COCO
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -34,8 +35,8 @@ def test_table_from_results(tmp_path):
     assert "0.34 (50.0 %)" in lines[3] and "3.42 (62.5 %)" in lines[3]
 
 
-def test_unit_widths_both_formats(shared_dir):
-    flat = unit_widths(shared_dir / "fixtures" / "mmrazor" / "rtmpose-s_coco_fix_subnet.json")
+def test_unit_widths_both_formats():
+    flat = unit_widths(MMRAZOR_COCO)
     assert len(flat) == 28
     assert flat[0] == ("backbone.stem.0.conv", 16, 8)
     ours = {"format": "rtmprune.subnet/1", "units": {"a": {"channels": 8, "kept": [0, 3, 5]}}}
@@ -44,15 +45,13 @@ def test_unit_widths_both_formats(shared_dir):
         unit_widths({"backbone.stem.0.conv": 3})
 
 
-def test_write_report_table_and_plots(tmp_path, shared_dir):
+def test_write_report_table_and_plots(tmp_path):
     with open(tmp_path / "prune_log.jsonl", "w") as f:
         f.write(json.dumps({"iteration": 0, "loss": 1.0}) + "\n")  # other records are skipped
         for i, ratio in enumerate((0.98, 0.8, 0.6, 0.509)):
             f.write(json.dumps({"iteration": 10 * (i + 1), "flop_ratio": ratio}) + "\n")
     assert read_prune_log(tmp_path / "prune_log.jsonl") == ([10, 20, 30, 40], [0.98, 0.8, 0.6, 0.509])
-    shutil.copy(
-        shared_dir / "fixtures" / "mmrazor" / "rtmpose-s_coco_fix_subnet.json", tmp_path / "fix_subnet.json"
-    )
+    shutil.copy(MMRAZOR_COCO, tmp_path / "fix_subnet.json")
     record_result(tmp_path, "pruned", {"AP": 0.5}, flops=1e8, params=1e6)
     written = write_report(tmp_path, target=0.51, divisor=16)
     for key in ("flops_plot", "widths_plot"):

@@ -15,6 +15,7 @@ from rtmprune.engine.model_loading import (
 from rtmprune.errors import RtmpruneError
 from rtmprune.models import build_model, save_checkpoint
 from rtmprune.pruning.subnet import export_subnet, slim_model
+from shared_paths import MMRAZOR_COCO
 
 SIZE = (64, 96)
 
@@ -71,9 +72,9 @@ def test_describe_checkpoint(files):
     assert row["params"] == measure(slim, (1, 3, SIZE[1], SIZE[0])).params
 
 
-def test_mmrazor_structure_and_padding(shared_dir):
+def test_mmrazor_structure_and_padding():
     """MMRazor's published COCO structure: 0.349 GMACs / 3.42 M, padded to divisor 16: 0.440 / 3.60 M."""
-    subnet = shared_dir / "fixtures" / "mmrazor" / "rtmpose-s_coco_fix_subnet.json"
+    subnet = MMRAZOR_COCO
     plain = measure(build_subnet_model("rtmpose-s", subnet), (1, 3, 256, 192))
     padded = measure(build_subnet_model("rtmpose-s", subnet, divisor=16), (1, 3, 256, 192))
     assert plain.flops / 1e9 == pytest.approx(0.349, abs=0.002) and plain.params / 1e6 == pytest.approx(
@@ -84,9 +85,9 @@ def test_mmrazor_structure_and_padding(shared_dir):
     )
 
 
-def test_mmrazor_finetuned_weights_with_fix_subnet(tmp_path, shared_dir):
+def test_mmrazor_finetuned_weights_with_fix_subnet(tmp_path):
     """Slim weights without meta.subnet (as MMRazor's finetune saves them) + its flat fix_subnet."""
-    subnet = shared_dir / "fixtures" / "mmrazor" / "rtmpose-s_coco_fix_subnet.json"
+    subnet = MMRAZOR_COCO
     slim = _random_bn(build_subnet_model("rtmpose-s", subnet, input_size=SIZE))
     save_checkpoint(
         tmp_path / "mmrazor.pth", slim.state_dict(), {"arch": "rtmpose-s", "input_size": list(SIZE)}

@@ -9,16 +9,15 @@ import numpy as np
 import pytest
 import torch
 
+from mmpose_parity import parity_state_dict
 from rtmprune.errors import RtmpruneError
 from rtmprune.models import build_model, load_checkpoint, read_checkpoint, save_checkpoint
-from shared_paths import PARITY
-
-T_WEIGHTS = PARITY / "rtmpose_t_seed0.pth"
 
 
 @pytest.fixture(scope="module")
 def t_state() -> dict[str, torch.Tensor]:
-    return torch.load(T_WEIGHTS, map_location="cpu", weights_only=True)
+    """RTMPose-T's MMPose parity weights (the ``t_weights`` file holds the same state dict)."""
+    return parity_state_dict("t")
 
 
 @pytest.fixture()
@@ -30,8 +29,8 @@ def _same(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> bool:
     return all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
 
 
-def test_bare_state_dict_fixture(model, t_state) -> None:
-    assert load_checkpoint(model, T_WEIGHTS) == {}
+def test_bare_state_dict_fixture(model, t_state, t_weights) -> None:
+    assert load_checkpoint(model, t_weights) == {}
     assert _same(model, t_state)
 
 
@@ -130,19 +129,19 @@ def test_missing_and_empty_files(model, tmp_path) -> None:
         load_checkpoint(model, empty)
 
 
-def test_other_architecture_names_key_and_shapes(tmp_path) -> None:
+def test_other_architecture_names_key_and_shapes(t_weights) -> None:
     model = build_model("rtmpose-s")
     with pytest.raises(RtmpruneError) as info:
-        load_checkpoint(model, T_WEIGHTS)
+        load_checkpoint(model, t_weights)
     msg = str(info.value)
     assert "backbone.stem.0.conv.weight" in msg and "(12, 3, 3, 3)" in msg and "(16, 3, 3, 3)" in msg
-    assert str(T_WEIGHTS) in msg and "\n" not in msg
+    assert str(t_weights) in msg and "\n" not in msg
 
 
-def test_other_keypoint_count(t_state, tmp_path) -> None:
+def test_other_keypoint_count(t_weights) -> None:
     pattern = r"head\.final_layer\.weight.*\(17, 384, 7, 7\).*\(26, 384, 7, 7\)"
     with pytest.raises(RtmpruneError, match=pattern):
-        load_checkpoint(build_model("rtmpose-t", num_keypoints=26), T_WEIGHTS)
+        load_checkpoint(build_model("rtmpose-t", num_keypoints=26), t_weights)
 
 
 def test_missing_and_unexpected_keys(model, t_state, tmp_path) -> None:

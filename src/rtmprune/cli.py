@@ -21,7 +21,7 @@ import importlib
 import os
 import sys
 
-__all__ = ["main", "COMMANDS"]
+__all__ = ["main", "COMMANDS", "error_line"]
 
 # Command name -> module under rtmprune.commands. A literal table, imported lazily so that `--help` and
 # light commands (evaluate, predict --onnx) do not pay for torch.
@@ -92,9 +92,26 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # one line for users; the traceback with --debug
         if getattr(args, "debug", False):
             raise
-        from rtmprune.errors import RtmpruneError
-
-        prefix = "" if isinstance(err, RtmpruneError) else f"{type(err).__name__}: "
-        message = " ".join(str(err).split()) or type(err).__name__
-        print(f"rtmprune {args.command}: error: {prefix}{message}", file=sys.stderr)
+        print(f"rtmprune {args.command}: error: {error_line(err)}", file=sys.stderr)
         return 1
+
+
+def error_line(err: BaseException) -> str:
+    """What the user sees of an error: an ``RtmpruneError``'s message, else ``Type: message``, on one line.
+
+    An error re-raised from a DataLoader worker carries the worker's traceback as its message; the line is
+    then the one of the worker's own exception, the same as with ``num_workers: 0``.
+    """
+    from rtmprune.errors import RtmpruneError
+    from rtmprune.tracebacks import unfold
+
+    folded = unfold(str(err))
+    if folded is None:
+        name, message = type(err).__name__, " ".join(str(err).split())
+        name = "" if isinstance(err, RtmpruneError) else name
+    else:
+        name, message = folded.type_name, folded.message
+        name = "" if name == RtmpruneError.__name__ else name
+    if not message:
+        return name or RtmpruneError.__name__
+    return f"{name}: {message}" if name else message

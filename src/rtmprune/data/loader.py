@@ -1,7 +1,8 @@
 """Datasets from config-like specs, and DataLoaders: collate, samplers, worker seeding, stage switch.
 
-A spec is ``{type: coco|aic, ann_file, img_dir, repeat: 1, bbox_file: None, bbox_score_thr: None}``;
-relative paths are taken relative to ``data_root``. Several specs make a ``CombinedDataset`` (AIC+COCO).
+A spec is ``{type: coco|aic, ann_file, img_dir, repeat: 1, bbox_file: None, bbox_score_thr: None,
+keep_unlabeled: False}``; relative paths are taken relative to ``data_root``. Several specs make a
+``CombinedDataset`` (AIC+COCO).
 
 Reproducibility: the DataLoader's torch generator is seeded with ``seed + rank``; every worker seeds
 numpy, ``random`` and the dataset's pipeline from ``torch.initial_seed()`` (distinct per worker, per
@@ -27,6 +28,7 @@ from rtmprune.data.coco import CocoDataset
 from rtmprune.data.combined import CombinedDataset
 from rtmprune.data.transforms import Pipeline, build_pipeline
 from rtmprune.errors import RtmpruneError
+from rtmprune.tracebacks import unfold
 
 __all__ = [
     "build_dataset",
@@ -36,9 +38,10 @@ __all__ = [
     "set_epoch",
     "ShardSampler",
     "SPEC_KEYS",
+    "WorkerErrorLoader",
 ]
 
-SPEC_KEYS = ("type", "ann_file", "img_dir", "repeat", "bbox_file", "bbox_score_thr")
+SPEC_KEYS = ("type", "ann_file", "img_dir", "repeat", "bbox_file", "bbox_score_thr", "keep_unlabeled")
 _TENSOR_KEYS = ("inputs", "target_x", "target_y", "keypoint_weights")
 
 
@@ -67,10 +70,13 @@ def _build_one(
             bbox_file=_resolve(spec.get("bbox_file"), data_root),
             bbox_score_thr=spec.get("bbox_score_thr"),
             check_files=check_files,
+            keep_unlabeled=bool(spec.get("keep_unlabeled", False)),
         )
     if kind == "aic":
         if spec.get("bbox_file") is not None:
             raise RtmpruneError(f"bbox_file is only supported for type coco, not aic: {spec['bbox_file']}")
+        if spec.get("keep_unlabeled"):
+            raise RtmpruneError(f"keep_unlabeled is only supported for type coco, not aic: {ann}")
         return AicDataset(ann, img_dir, check_files=check_files)
     raise RtmpruneError(f"unknown dataset type {kind!r} (choose coco or aic)")
 
@@ -144,18 +150,22 @@ def _worker_init(worker_id: int) -> None:
         info.dataset.reseed(seed)
 
 
-class _Loader(DataLoader):
-    """DataLoader whose iterator re-raises a worker's ``RtmpruneError`` as one line (not a traceback)."""
+class WorkerErrorLoader(DataLoader):
+    """DataLoader whose workers' ``RtmpruneError`` reaches the user as the one line it is with no workers.
+
+    torch re-raises a worker's exception with the worker's whole traceback as its message (absolute paths,
+    1.5 kB on one printed line); this gives back the error's own message. Other exception types pass
+    unchanged (the CLI's printer unfolds them the same way, ``rtmprune.tracebacks``).
+    """
 
     def __iter__(self) -> Iterator[Any]:
-        it = super().__iter__()
         try:
-            yield from it
+            yield from super().__iter__()
         except RtmpruneError as err:
-            text = str(err).strip().splitlines()
-            message = text[-1] if text else ""
-            prefix = "rtmprune.errors.RtmpruneError: "
-            raise RtmpruneError(message[len(prefix) :] if message.startswith(prefix) else message) from None
+            folded = unfold(str(err))
+            if folded is None:
+                raise
+            raise RtmpruneError(folded.message) from None
 
 
 def build_dataloader(
@@ -192,7 +202,7 @@ def build_dataloader(
     generator.manual_seed(int(seed) + rank)
     if num_workers == 0 and hasattr(dataset, "reseed"):
         dataset.reseed(int(seed) + rank)
-    return _Loader(
+    return WorkerErrorLoader(
         dataset,
         batch_size=batch_size,
         shuffle=shuffle if sampler is None else False,

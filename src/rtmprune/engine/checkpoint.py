@@ -27,6 +27,7 @@ import os
 import pickle
 import random
 import re
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ __all__ = [
     "restore_model",
     "capture_rng",
     "restore_rng",
+    "reconcile_best",
 ]
 
 REQUIRED = ("state_dict", "optimizer", "epoch", "iteration", "config", "meta")
@@ -206,3 +208,43 @@ def restore_model(
         ema.load_state_dict({"steps": torch.tensor(0), **{f"module.{k}": raw[k] for k in ema.shadow}})
         return
     ema.load_state_dict({"steps": ema_state["steps"], **{f"module.{k}": weights[k] for k in ema.shadow}})
+
+
+def _best_record(path: Path) -> tuple[float, int] | None:
+    """(AP, epoch) that a ``best.pth`` records of itself; None when it is missing or unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        best = load_state(path).get("best") or {}
+    except RtmpruneError:
+        return None
+    if best.get("AP") is None or best.get("epoch") is None:
+        return None
+    return float(best["AP"]), int(best["epoch"])
+
+
+def reconcile_best(work_dir: str | os.PathLike, progress: Progress) -> None:
+    """On resume (rank 0), make the best that ``last.pth`` recorded (in ``progress``) agree with ``best.pth``.
+
+    ``fit`` writes ``best.pth`` before ``last.pth``. A kill between the two leaves a ``best.pth`` one save
+    ahead of ``last.pth``: a real, validated best, adopted here (the replayed epoch would find the same AP
+    and not write it again). A recorded best whose ``best.pth`` is missing (deleted, or lost by a version
+    that wrote ``last.pth`` first) is re-created from ``last.pth`` when that holds the same epoch; otherwise
+    the record is dropped with a notice, so that ``best.pth`` will hold the best of the epochs to come
+    rather than never be written again.
+    """
+    best_path, last_path = Path(work_dir) / "best.pth", Path(work_dir) / "last.pth"
+    own = _best_record(best_path)
+    if own is not None and own[1] > progress.epoch:
+        progress.best_ap, progress.best_epoch = own
+        return
+    if progress.best_epoch is None or (own is not None and own[1] == progress.best_epoch):
+        return
+    if progress.epoch == progress.best_epoch and progress.batch_in_epoch == 0:
+        atomic_write(best_path, lambda tmp: shutil.copyfile(last_path, tmp))
+        print(f"{best_path} (epoch {progress.best_epoch}) was missing: re-created from {last_path}, "
+              "which holds the same epoch")
+        return
+    print(f"{best_path}: the best epoch {progress.best_epoch} (AP {progress.best_ap:.4f}) recorded in "
+          f"{last_path} is missing and cannot be re-created; best.pth will hold the best epoch to come")
+    progress.best_ap = progress.best_epoch = None

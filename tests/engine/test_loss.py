@@ -1,4 +1,4 @@
-"""KLDiscretLoss against a brute-force loop over samples, keypoints and bins (reference §3)."""
+"""KLDiscretLoss against a brute-force loop over samples, keypoints and bins (rtmpose.md §3)."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from rtmprune.keypoints.simcc import SimCCCodec, average_flip, flip_back_simcc, 
 
 
 def _encode_reference(kps, vis, size=(192, 256), sigma=(4.9, 5.66), ratio=2.0):
-    # Straight per-element transcription of the SimCCLabel rules (reference §2.1).
+    # Straight per-element transcription of the SimCCLabel rules (rtmpose.md §2.1).
     wx, wy = round(size[0] * ratio), round(size[1] * ratio)
     n, k = vis.shape
     tx = np.zeros((n, k, wx), np.float32)

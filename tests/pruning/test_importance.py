@@ -12,7 +12,8 @@ from rtmprune.pruning import GroupFisherPruner
 
 
 class CatNet(nn.Module):
-    """Two units meet in a concatenation read by two consumers (MMRazor's bug §9.1), no BN (per-sample)."""
+    """Two units meet in a concatenation read by two consumers (MMRazor's bug, groupfisher-mmrazor.md §9.1),
+    no BN (per-sample)."""
 
     def __init__(self) -> None:
         super().__init__()

@@ -73,7 +73,7 @@ def test_mmrazor_fix_subnet_gives_published_size(pruned_s):
     full = measure(full_model, SHAPE).flops
     ratio = measure(slim, SHAPE).flops / full
     # measure() counts exact MACs (depthwise with its active channels, BN as MMPose does): 0.5121, which is
-    # MMRazor's own 0.5098 plus the depthwise MACs MMRazor's counter misses (bug §9.3).
+    # MMRazor's own 0.5098 plus the depthwise MACs MMRazor's counter misses (bug groupfisher-mmrazor.md §9.3).
     assert ratio == pytest.approx(0.5121, abs=1e-4)
     assert ratio == pytest.approx(MMRAZOR_RATIO, abs=0.003)
     assert pruner.flop_ratio == pytest.approx(ratio, abs=1e-9)

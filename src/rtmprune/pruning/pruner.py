@@ -6,10 +6,11 @@
     if pruner.done: ...                # FLOPs / original <= target
 
 Each ``step()`` closes one iteration's Fisher; every ``interval`` steps (a full interval first: MMRazor's bug
-§9.7) the scores are all-reduced across ranks, normalised by each channel's cost and the schedule removes the
-cheapest channel (or block, with a divisor). Masks are soft (``masks.py``): parameter shapes never change, so
-the optimizer, scheduler, EMA and DDP are untouched; hooks sit on the inner modules, so the pruner works
-inside an ordinary DDP forward/backward (gradients are synchronised, unlike MMRazor's GroupFisherDDP, §9.2).
+groupfisher-mmrazor.md §9.7) the scores are all-reduced across ranks, normalised by each channel's cost and
+the schedule removes the cheapest channel (or block, with a divisor). Masks are soft (``masks.py``): parameter
+shapes never change, so the optimizer, scheduler, EMA and DDP are untouched; hooks sit on the inner modules,
+so the pruner works inside an ordinary DDP forward/backward (gradients are synchronised, unlike MMRazor's
+GroupFisherDDP, groupfisher-mmrazor.md §9.2).
 """
 
 from __future__ import annotations

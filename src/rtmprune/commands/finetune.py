@@ -28,10 +28,12 @@ def run(args: argparse.Namespace) -> int:
     from rtmprune.engine import dist
     from rtmprune.engine.config import load_config
     from rtmprune.engine.finetune_recipe import finetune
+    from rtmprune.engine.work_dir import claim_work_dir
 
     cfg = load_config(args.config, args.overrides)
     try:
-        result, subnet = finetune(cfg, resume=args.resume)
+        with claim_work_dir(cfg, "finetune", args.resume):  # one run per work dir; no new run on an old one
+            result, subnet = finetune(cfg, resume=args.resume)
         main = dist.is_main()
     finally:
         dist.cleanup()

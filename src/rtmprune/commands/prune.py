@@ -27,10 +27,12 @@ def run(args: argparse.Namespace) -> int:
     from rtmprune.engine import dist
     from rtmprune.engine.config import load_config
     from rtmprune.engine.prune_recipe import prune
+    from rtmprune.engine.work_dir import claim_work_dir
 
     cfg = load_config(args.config, args.overrides)
     try:
-        result = prune(cfg, resume=args.resume)
+        with claim_work_dir(cfg, "prune", args.resume):  # one run per work dir; no new run on an old one
+            result = prune(cfg, resume=args.resume)
         main = dist.is_main()
     finally:
         dist.cleanup()

@@ -28,10 +28,12 @@ def run(args: argparse.Namespace) -> int:
     from rtmprune.engine import dist
     from rtmprune.engine.config import load_config
     from rtmprune.engine.recipes import train
+    from rtmprune.engine.work_dir import claim_work_dir
 
     cfg = load_config(args.config, args.overrides)
     try:
-        result = train(cfg, resume=args.resume)
+        with claim_work_dir(cfg, "train", args.resume):  # one run per work dir; no new run on an old one
+            result = train(cfg, resume=args.resume)
         main = dist.is_main()
     finally:
         dist.cleanup()

@@ -21,9 +21,8 @@ import torch
 
 from rtmprune.complexity import measure
 from rtmprune.engine.config import load_config
-from rtmprune.engine.model_loading import slim_full_model
+from rtmprune.engine.model_loading import load_model_from_checkpoint, slim_full_model
 from rtmprune.engine.prune_recipe import prune
-from rtmprune.engine.recipes import model_from_checkpoint
 from rtmprune.engine.train import build_val_loader, validate
 from rtmprune.jsonlog import JsonlLogger
 
@@ -64,7 +63,7 @@ def main() -> None:
             raise SystemExit(f"pruning stopped at FLOPs ratio {result.flop_ratio:.3f} > {args.target}")
     fisher = json.loads(subnet_path.read_text(encoding="utf-8"))
 
-    full, _ = model_from_checkpoint(cfg, args.checkpoint)
+    full, _ = load_model_from_checkpoint(args.checkpoint, cfg)
     full.eval()
     w, h = full.input_size
     shape = (1, 3, h, w)

@@ -9,7 +9,7 @@ from rtmprune.complexity import measure
 from rtmprune.engine.model_loading import (
     analyze_rtmpose,
     build_subnet_model,
-    describe_checkpoint,
+    describe_model,
     load_model_from_checkpoint,
 )
 from rtmprune.errors import RtmpruneError
@@ -36,7 +36,7 @@ def files(tmp_path_factory):
     out = tmp_path_factory.mktemp("ckpt")
     full = _random_bn(build_model("rtmpose-t", input_size=SIZE))
     analysis = analyze_rtmpose(full)
-    active = torch.rand(analysis.num_classes, generator=torch.Generator().manual_seed(0)) < 0.6
+    active = torch.rand(analysis.num_channels, generator=torch.Generator().manual_seed(0)) < 0.6
     subnet = export_subnet(analysis.units, active)
     meta = {"arch": "rtmpose-t", "num_keypoints": 17, "input_size": list(SIZE), "subnet": subnet}
     slim = slim_model(full, analysis, active).eval()
@@ -65,9 +65,9 @@ def test_slim_weights_without_subnet_need_one(files):
         load_model_from_checkpoint(out / "nosubnet.pth")
 
 
-def test_describe_checkpoint(files):
+def test_describe_model(files):
     out, slim = files
-    row = describe_checkpoint(out / "best.pth")
+    row = describe_model(*load_model_from_checkpoint(out / "best.pth"), out / "best.pth")
     assert row["name"] == "rtmpose-t pruned (best)"
     assert row["params"] == measure(slim, (1, 3, SIZE[1], SIZE[0])).params
 

@@ -17,10 +17,6 @@ EXAMPLES = """
   rtmprune info rtmpose-t --per-module                      # one row per module
 """
 
-# Stem width of each size: identifies the architecture of a checkpoint without meta.
-_STEM_TO_ARCH = {12: "rtmpose-t", 16: "rtmpose-s", 24: "rtmpose-m", 32: "rtmpose-l"}
-
-
 def parse_shape(text: str) -> tuple[int, ...]:
     """'1,3,256,192' -> (1, 3, 256, 192) (an argparse type)."""
     try:
@@ -50,31 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _from_checkpoint(args: argparse.Namespace, path: Path) -> tuple[Any, dict[str, Any]]:
-    """Build the checkpoint's model (arch, K, input size: meta, else the weights' shapes) and load it."""
-    from rtmprune.errors import RtmpruneError
-    from rtmprune.models import build_model, list_models, load_checkpoint, read_checkpoint
+    """The checkpoint's model (arch, K, input size: meta, else ``--arch`` and the weights' shapes)."""
+    from rtmprune.engine.model_loading import load_model_from_checkpoint
 
-    state, meta = read_checkpoint(path)
-    if meta.get("subnet"):  # a pruned checkpoint: the engine rebuilds its physically slim model
-        from rtmprune.engine.model_loading import load_model_from_checkpoint
-
-        model, _ = load_model_from_checkpoint(path)
-        return model, {"checkpoint": str(path), "pruned": True}
-    stem = state.get("backbone.stem.0.conv.weight")
-    arch = args.arch or meta.get("arch") or (_STEM_TO_ARCH.get(stem.shape[0]) if stem is not None else None)
-    if arch not in list_models():
-        raise RtmpruneError(f"checkpoint {path}: cannot tell its architecture ({arch!r}); pass --arch")
-    final = state.get("head.final_layer.weight")
-    k = int(meta.get("num_keypoints") or (final.shape[0] if final is not None else 17))
-    if meta.get("input_size"):
-        input_size = tuple(int(v) for v in meta["input_size"])
-    elif "head.cls_x.weight" in state and "head.cls_y.weight" in state:  # SimCC bins = 2 x pixels
-        input_size = (state["head.cls_x.weight"].shape[0] // 2, state["head.cls_y.weight"].shape[0] // 2)
-    else:
-        input_size = (192, 256)
-    model = build_model(arch, num_keypoints=k, input_size=input_size)
-    load_checkpoint(model, path)
-    return model, {"checkpoint": str(path), "pruned": False}
+    model, meta = load_model_from_checkpoint(path, arch=args.arch)
+    return model, {"checkpoint": str(path), "pruned": meta.get("subnet") is not None}
 
 
 def run(args: argparse.Namespace) -> int:

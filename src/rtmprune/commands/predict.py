@@ -30,7 +30,9 @@ def parse_bbox(text: str) -> list[float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", default="rtmpose-s", help="rtmpose-t/s/m/l (default rtmpose-s)")
+    parser.add_argument(
+        "--model", default=None, help="rtmpose-t/s/m/l (default: the checkpoint's, else rtmpose-s)"
+    )
     parser.add_argument("--checkpoint", help="weights (.pth or .safetensors); random init if omitted")
     parser.add_argument("--onnx", help="run an exported ONNX model with ONNX Runtime instead of torch")
     parser.add_argument("--image", required=True, help="input image (read with OpenCV)")
@@ -54,30 +56,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _predict_torch(args: argparse.Namespace, image, boxes):
     from rtmprune.evaluation.predict import predict_topdown
-    from rtmprune.models import build_model, load_checkpoint, read_checkpoint
+    from rtmprune.models import build_model
 
+    size = tuple(args.input_size) if args.input_size else None
     if args.checkpoint:
-        _, meta = read_checkpoint(args.checkpoint)
-        if isinstance(meta, dict) and meta.get("subnet") is not None:
-            # A pruned checkpoint: the engine rebuilds its slim structure from meta.subnet.
-            from rtmprune.engine.model_loading import load_model_from_checkpoint
+        from rtmprune.engine.model_loading import load_model_from_checkpoint
+        from rtmprune.errors import RtmpruneError
 
-            model, _ = load_model_from_checkpoint(args.checkpoint)
-            return predict_topdown(model.to(args.device), image, boxes, flip_test=not args.no_flip)
-    input_size = tuple(args.input_size) if args.input_size else None
-    num_keypoints = 17
-    if args.checkpoint and input_size is None:
-        # Read the checkpoint's own input size / keypoint count when it records them.
-        _, meta = read_checkpoint(args.checkpoint)
-        if isinstance(meta, dict):
-            if meta.get("input_size"):
-                input_size = tuple(int(v) for v in meta["input_size"])
-            num_keypoints = int(meta.get("num_keypoints") or 17)
-    model = build_model(args.model, num_keypoints=num_keypoints, input_size=input_size or (192, 256))
-    if args.checkpoint:
-        load_checkpoint(model, args.checkpoint)
-    model.to(args.device)
-    return predict_topdown(model, image, boxes, flip_test=not args.no_flip)
+        # arch, keypoints, input size and structure: the checkpoint's meta, else --model and its weights
+        model, _ = load_model_from_checkpoint(args.checkpoint, arch=args.model)
+        if size is not None and size != tuple(model.input_size):
+            w, h = model.input_size
+            raise RtmpruneError(f"--input-size {size[0]} {size[1]}: checkpoint {args.checkpoint} is for "
+                                f"input {w} {h} (w h)")
+    else:
+        model = build_model(args.model or "rtmpose-s", input_size=size or (192, 256))
+    return predict_topdown(model.to(args.device), image, boxes, flip_test=not args.no_flip)
 
 
 def run(args: argparse.Namespace) -> int:

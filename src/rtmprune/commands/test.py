@@ -33,16 +33,15 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config, args.overrides)
     try:
-        metrics = test(cfg, args.checkpoint)
+        metrics, row = test(cfg, args.checkpoint)
         main = dist.is_main()
     finally:
         dist.cleanup()
     if not main:
         return 0
     from rtmprune.deploy.report import record_result
-    from rtmprune.engine.model_loading import describe_checkpoint
 
-    row = describe_checkpoint(args.checkpoint, cfg)  # the work dir's results.json feeds `rtmprune report`
+    # the work dir's results.json feeds `rtmprune report`
     record_result(cfg.work_dir, row.pop("name"), metrics, **row)
     names = ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR50", "AR75", "AR_M", "AR_L")
     if args.json:

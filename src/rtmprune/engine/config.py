@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from rtmprune.errors import RtmpruneError
+from rtmprune.models.rtmpose import VARIANTS
 
 __all__ = [
     "Config",
@@ -46,10 +47,14 @@ __all__ = [
 
 @dataclass
 class ModelConfig:
-    name: str = "rtmpose-s"  # rtmpose-t | rtmpose-s | rtmpose-m | rtmpose-l
+    name: str = "rtmpose-s"  # a key of rtmprune.models.rtmpose.VARIANTS
     num_keypoints: int = 17
     input_size: list[int] = field(default_factory=lambda: [192, 256])  # (w, h)
     checkpoint: str | None = None  # weights to start from (MMPose .pth or ours)
+    # Partial load of model.checkpoint and prune.pretrained_path, MMPose's init_cfg prefix: "backbone." loads
+    # only backbone.* (the rest keeps its initialisation, with a notice); null loads every tensor, and any
+    # tensor that does not fit is an error.
+    checkpoint_prefix: str | None = None
     sigma: list[float] = field(default_factory=lambda: [4.9, 5.66])  # SimCC label sigma (x, y) in bins
 
 
@@ -154,7 +159,7 @@ class Config:
 CHOICES: dict[str, tuple[Any, ...]] = {
     "data.train.type": ("coco", "aic"),
     "data.val.type": ("coco", "aic"),
-    "model.name": ("rtmpose-t", "rtmpose-s", "rtmpose-m", "rtmpose-l"),
+    "model.name": tuple(VARIANTS),
     "train.amp": (None, "bf16", "fp16"),
     "train.channels_last": (True, False, "auto"),
     "prune.normalization_type": ("act", "flops", "latency", "none"),
@@ -407,6 +412,12 @@ def _check_values(cfg: Config, where: str) -> None:
             raise RtmpruneError(f"{where}: config key '{key}' must be >= 0, got {value}")
     if cfg.train.max_iters is not None and cfg.train.max_iters < 0:
         raise RtmpruneError(f"{where}: config key 'train.max_iters' must be >= 0, got {cfg.train.max_iters}")
+    prefix = cfg.model.checkpoint_prefix
+    if prefix is not None and (not prefix.endswith(".") or prefix == "."):
+        raise RtmpruneError(
+            f"{where}: config key 'model.checkpoint_prefix' must name a module and end with '.' (e.g. "
+            f"'backbone.'), got {prefix!r}"
+        )
     if len(cfg.model.input_size) != 2:
         raise RtmpruneError(
             f"{where}: config key 'model.input_size' must be [w, h], got {cfg.model.input_size}"

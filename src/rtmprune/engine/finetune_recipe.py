@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import glob
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -22,33 +21,37 @@ from rtmprune.deploy.report import record_result
 from rtmprune.engine import dist
 from rtmprune.engine.config import Config
 from rtmprune.engine.model_loading import load_model_from_checkpoint, result_name
-from rtmprune.engine.recipes import write_run_config
+from rtmprune.engine.prune_result import read_manifest
+from rtmprune.engine.recipes import check_fits_config, write_run_config
 from rtmprune.engine.train import FitResult, TrainHooks, fit
 from rtmprune.errors import RtmpruneError
 from rtmprune.files import atomic_write_json
 
 __all__ = ["resolve_pruned_path", "finetune"]
 
-_RATIO = re.compile(r"flops_(\d+(?:\.\d+)?)\.pth$")
-
-
 def resolve_pruned_path(pattern: str | os.PathLike | None) -> Path:
-    """``finetune.pruned_path``: a file, or a glob (``flops_*.pth``) → the lowest FLOPs ratio there."""
+    """``finetune.pruned_path`` → the checkpoint to finetune.
+
+    The prune work dir or its ``prune_result.json`` give exactly that prune's result (its manifest, checked by
+    SHA-256); a checkpoint file is taken as named; a glob must match exactly one file: several are an error
+    listing them (another run's ``flops_*.pth`` may lie beside this one's).
+    """
     if not pattern:
-        raise RtmpruneError("finetune.pruned_path is not set: point it at the prune step's flops_*.pth")
+        raise RtmpruneError("finetune.pruned_path is not set: point it at the prune's work dir")
     text = str(pattern)
-    if Path(text).is_file():
-        return Path(text)
-    matches = sorted(glob.glob(text))
-    if not matches:
-        raise RtmpruneError(f"finetune.pruned_path: no file matches {text} (run `rtmprune prune` first)")
-
-    def ratio(path: str) -> tuple[float, float]:
-        m = _RATIO.search(path)
-        # the most pruned file first; files without a ratio in their name by age, newest first
-        return (float(m.group(1)) if m else float("inf"), -os.path.getmtime(path))
-
-    return Path(min(matches, key=ratio))
+    path = Path(text)
+    if not path.exists():
+        matches = sorted(glob.glob(text))
+        if not matches:
+            raise RtmpruneError(f"finetune.pruned_path: no file matches {text} (run `rtmprune prune` first)")
+        if len(matches) > 1:
+            names = ", ".join(Path(m).name for m in matches[:6])
+            raise RtmpruneError(f"finetune.pruned_path: {text} matches {len(matches)} files ({names}); name "
+                                "one, or the prune's work dir (its prune_result.json names its result)")
+        path = Path(matches[0])
+    if path.is_dir() or path.suffix == ".json":
+        return read_manifest(path).checkpoint
+    return path
 
 
 def finetune(cfg: Config, resume: bool = False) -> tuple[FitResult, dict[str, Any]]:
@@ -59,9 +62,8 @@ def finetune(cfg: Config, resume: bool = False) -> tuple[FitResult, dict[str, An
     model, meta = load_model_from_checkpoint(pruned, cfg=cfg)
     subnet = meta.get("subnet")
     if subnet is None:
-        raise RtmpruneError(
-            f"{pruned}: no meta.subnet: not a pruned checkpoint (expected prune's flops_*.pth)"
-        )
+        raise RtmpruneError(f"{pruned}: no meta.subnet, not a pruned checkpoint (name the prune's work dir)")
+    check_fits_config(model, cfg, pruned)
     if resume and not (work_dir / "last.pth").is_file():
         raise RtmpruneError(f"--resume: no checkpoint to resume from at {work_dir / 'last.pth'}")
     w, h = model.input_size

@@ -19,12 +19,16 @@ from torch import nn
 
 from rtmprune.engine import dist
 from rtmprune.engine.config import Config, config_to_dict
+from rtmprune.engine.model_loading import describe_model, load_model_from_checkpoint, say, say_loaded
 from rtmprune.engine.train import FitResult, build_val_loader, fit, validate
 from rtmprune.errors import RtmpruneError
 from rtmprune.files import atomic_write_text
-from rtmprune.models import build_model, load_checkpoint, read_checkpoint
+from rtmprune.models import build_model, read_checkpoint
+from rtmprune.models.checkpoint import match_state
 
-__all__ = ["train", "test", "build_from_config", "load_initial_weights", "write_run_config"]
+__all__ = [
+    "train", "test", "build_from_config", "load_initial_weights", "check_fits_config", "write_run_config",
+]
 
 
 def build_from_config(cfg: Config) -> nn.Module:
@@ -38,21 +42,26 @@ def build_from_config(cfg: Config) -> nn.Module:
         raise RtmpruneError(f"{cfg.source or 'config'}: model: {err}") from None
 
 
-def load_initial_weights(model: nn.Module, path: str | os.PathLike) -> str:
-    """Load a whole-model checkpoint, or only its backbone when the head does not fit (MMPose's
-    ``init_cfg=Pretrained(prefix='backbone.')`` for the UDP-pretrained CSPNeXt). Returns what was loaded."""
-    state, _ = read_checkpoint(path)
-    own = model.state_dict()
-    fits = {k for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
-    if fits == set(own):
-        load_checkpoint(model, path, strict=False)
-        return "model"
-    backbone = {k for k in own if k.startswith("backbone.")}
-    if backbone and backbone <= fits:
-        model.load_state_dict({k: state[k] for k in backbone}, strict=False)
-        return "backbone"
-    load_checkpoint(model, path, strict=True)  # raises the precise mismatch
-    return "model"
+# A whole-model start that does not fit: the usual cause, and the explicit way to load the backbone only.
+_PARTIAL_HINT = ("(another input size or keypoint count? model.checkpoint_prefix: backbone. loads the "
+                 "backbone only)")
+
+
+def load_initial_weights(model: nn.Module, path: str | os.PathLike, prefix: str | None = None) -> None:
+    """Start ``model`` from a checkpoint: every tensor, or with ``prefix`` (``model.checkpoint_prefix``,
+    MMPose's ``init_cfg=Pretrained(prefix='backbone.')`` for the UDP-pretrained CSPNeXt) only those under it,
+    with a notice naming what was skipped. Anything else that does not fit is an error (key and shapes)."""
+    state, meta = read_checkpoint(path)
+    source = f"checkpoint {path}"
+    if meta.get("subnet") is not None:
+        raise RtmpruneError(f"{source} is pruned (meta.subnet): train and prune start from an unpruned "
+                            "model; finetune.pruned_path takes pruned ones")
+    hint = "" if prefix else _PARTIAL_HINT
+    match = match_state(model.state_dict(), state, source, model.arch, prefix, hint)
+    model.load_state_dict(match.state, strict=prefix is None)
+    say_loaded(path, model, "no subnet", len(match.state))
+    if match.notice() is not None:
+        say(f"{path}: {match.notice()} (model.checkpoint_prefix)")
 
 
 def write_run_config(cfg: Config) -> None:
@@ -67,45 +76,36 @@ def train(cfg: Config, resume: bool = False) -> FitResult:
     dist.setup(cfg.train.device)
     model = build_from_config(cfg)
     if cfg.model.checkpoint and not resume:
-        what = load_initial_weights(model, cfg.model.checkpoint)
-        if dist.is_main():
-            print(f"initial weights ({what}) from {cfg.model.checkpoint}")
+        load_initial_weights(model, cfg.model.checkpoint, cfg.model.checkpoint_prefix)
     if resume and not (Path(cfg.work_dir) / "last.pth").is_file():
         raise RtmpruneError(f"--resume: no checkpoint to resume from at {Path(cfg.work_dir) / 'last.pth'}")
     write_run_config(cfg)
     return fit(model, cfg, resume=resume)
 
 
-def model_from_checkpoint(cfg: Config, checkpoint: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
-    """The model a checkpoint describes (``meta``: arch, keypoints, input size; else ``cfg.model``)."""
-    _, meta = read_checkpoint(checkpoint)
-    if meta.get("subnet") is not None:
-        return _build_pruned(cfg, checkpoint, meta), meta
-    known = ("rtmpose-t", "rtmpose-s", "rtmpose-m", "rtmpose-l")
-    name = meta.get("arch") if meta.get("arch") in known else None
-    model = build_model(
-        name or cfg.model.name,
-        int(meta.get("num_keypoints") or cfg.model.num_keypoints),
-        tuple(meta.get("input_size") or cfg.model.input_size),
-    )
-    load_checkpoint(model, checkpoint, strict=True)
-    return model, meta
+def check_fits_config(model: nn.Module, cfg: Config, checkpoint: str | os.PathLike) -> None:
+    """The data pipeline of ``cfg`` crops ``model.input_size`` and scores ``model.num_keypoints``: a
+    checkpoint for another size or keypoint count is refused before any image is read."""
+    mine = (list(model.input_size), model.num_keypoints)
+    theirs = (list(cfg.model.input_size), cfg.model.num_keypoints)
+    if mine != theirs:
+        raise RtmpruneError(
+            f"checkpoint {checkpoint} holds {model.arch} for input {mine[0]} (w, h) with {mine[1]} "
+            f"keypoints, but {cfg.source or 'the config'} has model.input_size {theirs[0]}, "
+            f"model.num_keypoints {theirs[1]}"
+        )
 
 
-def _build_pruned(cfg: Config, checkpoint: str | os.PathLike, meta: dict[str, Any]) -> nn.Module:
-    """A slim model for a pruned checkpoint (``meta.subnet``), built by ``engine.model_loading``."""
-    from rtmprune.engine.model_loading import load_model_from_checkpoint
-
-    return load_model_from_checkpoint(checkpoint, cfg=cfg)[0]
-
-
-def test(cfg: Config, checkpoint: str | os.PathLike) -> dict[str, float]:
-    """``rtmprune test``: the ten COCO metrics of ``checkpoint`` on ``cfg.data.val`` (flip test, rank 0)."""
+def test(cfg: Config, checkpoint: str | os.PathLike) -> tuple[dict[str, float], dict[str, Any]]:
+    """``rtmprune test``: the ten COCO metrics of ``checkpoint`` on ``cfg.data.val`` (flip test, rank 0), and
+    its ``results.json`` row (``describe_model``: name, FLOPs, params)."""
     info = dist.setup(cfg.train.device)
-    model, _ = model_from_checkpoint(cfg, checkpoint)
+    model, meta = load_model_from_checkpoint(checkpoint, cfg)
+    check_fits_config(model, cfg, checkpoint)
+    row = describe_model(model, meta, checkpoint)
     model.to(info.device).eval()
     metrics: dict[str, float] | None = None
     if info.is_main:
         metrics = validate(model, build_val_loader(cfg), cfg)
     dist.barrier()
-    return dist.broadcast_object(metrics)  # type: ignore[return-value]
+    return dist.broadcast_object(metrics), row  # type: ignore[return-value]

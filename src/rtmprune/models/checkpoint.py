@@ -14,6 +14,7 @@ import re
 import warnings
 import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ from torch import nn
 from rtmprune.errors import RtmpruneError
 from rtmprune.files import atomic_write
 
-__all__ = ["load_checkpoint", "save_checkpoint", "read_checkpoint"]
+__all__ = ["StateMatch", "match_state", "load_checkpoint", "save_checkpoint", "read_checkpoint"]
 
 # Where safetensors files keep our meta dict (safetensors metadata is str -> str).
 _META_KEY = "rtmprune.meta"
@@ -164,34 +165,92 @@ def _strip_prefixes(state: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
-def load_checkpoint(model: nn.Module, path: str | os.PathLike, strict: bool = True) -> dict[str, Any]:
-    """Load weights from ``path`` into ``model`` and return the file's ``meta`` dict (``{}`` if none).
+@dataclass(frozen=True)
+class StateMatch:
+    """What a load takes from a file: ``state`` (model keys, shapes checked) and what a prefix left out."""
 
-    Shapes must always match; with ``strict`` the key sets must match too.
+    state: dict[str, torch.Tensor]
+    prefix: str | None = None
+    skipped: tuple[str, ...] = ()  # file tensors outside the prefix, not loaded
+    kept: tuple[str, ...] = ()  # model tensors outside the prefix, left as initialised
+
+    def notice(self) -> str | None:
+        """One line naming what a partial load left out (None for a whole-model load)."""
+        if self.prefix is None:
+            return None
+        parts = [f"partial load (prefix {self.prefix!r}): {len(self.state)} tensors loaded"]
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} tensors of the file skipped ({_first_groups(self.skipped)})")
+        if self.kept:
+            groups = _first_groups(self.kept)
+            parts.append(f"{len(self.kept)} tensors of the model kept as initialised ({groups})")
+        return "; ".join(parts)
+
+
+def _first_groups(keys: tuple[str, ...]) -> str:
+    """``head.*, neck.*``: the top-level modules of a list of keys, in order (a notice stays one line)."""
+    return ", ".join(dict.fromkeys(f"{k.split('.')[0]}.*" for k in keys))
+
+
+def match_state(
+    own: Mapping[str, torch.Tensor],
+    given: Mapping[str, torch.Tensor],
+    source: str,
+    model: str,
+    prefix: str | None = None,
+    hint: str = "(another architecture?)",
+) -> StateMatch:
+    """Check that ``given`` (a file's tensors) fills ``own`` (a model's) exactly: same keys, same shapes.
+
+    With ``prefix`` (MMPose's ``init_cfg`` prefix, e.g. ``backbone.``) only the keys under it are compared and
+    loaded; the rest, on both sides, is listed in the result (:meth:`StateMatch.notice`).
 
     Raises:
-        RtmpruneError: see :func:`read_checkpoint`; plus a checkpoint of another architecture (first
-            mismatched key and both shapes) and, with ``strict``, missing or unexpected keys.
+        RtmpruneError: the first key whose shapes differ (both shapes), else the missing and the unexpected
+            keys (counts, the first of each with its shape); ``hint`` ends the line.
     """
-    state, meta = read_checkpoint(path)
-    own = model.state_dict()
-    arch = getattr(model, "arch", type(model).__name__)
-    for key, value in own.items():
-        if key in state and tuple(state[key].shape) != tuple(value.shape):
+    inside = (lambda k: k.startswith(prefix)) if prefix else (lambda k: True)
+    mine = {k: v for k, v in own.items() if inside(k)}
+    theirs = {k: v for k, v in given.items() if inside(k)}
+    if prefix and not theirs:
+        first = next(iter(given), "-")
+        raise RtmpruneError(f"{source}: no tensor under the prefix {prefix!r} (first key: {first})")
+    for key, value in mine.items():
+        if key in theirs and tuple(theirs[key].shape) != tuple(value.shape):
             raise RtmpruneError(
-                f"checkpoint {path} does not fit model {arch}: {key} has shape {tuple(state[key].shape)} "
-                f"in the file but {tuple(value.shape)} in the model (another architecture?)"
+                f"{source} does not fit model {model}: {key} has shape {tuple(theirs[key].shape)} in the "
+                f"file but {tuple(value.shape)} in the model {hint}".rstrip()
             )
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    if strict and (missing or unexpected):
+    missing = [k for k in mine if k not in theirs]
+    unexpected = [k for k in theirs if k not in mine]
+    if missing or unexpected:
         parts = []
         if missing:
-            parts.append(f"{len(missing)} missing keys (first: {missing[0]})")
+            k = missing[0]
+            parts.append(f"{len(missing)} missing keys (first: {k}, {tuple(mine[k].shape)} in the model)")
         if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys (first: {unexpected[0]})")
-        raise RtmpruneError(f"checkpoint {path} does not fit model {arch}: {'; '.join(parts)}")
-    model.load_state_dict(state, strict=strict)
+            k = unexpected[0]
+            shape = tuple(theirs[k].shape)
+            parts.append(f"{len(unexpected)} unexpected keys (first: {k}, {shape} in the file)")
+        raise RtmpruneError(f"{source} does not fit model {model}: {'; '.join(parts)} {hint}".rstrip())
+    skipped = tuple(k for k in given if not inside(k))
+    kept = tuple(k for k in own if not inside(k))
+    return StateMatch({k: theirs[k] for k in mine}, prefix, skipped, kept)
+
+
+def load_checkpoint(model: nn.Module, path: str | os.PathLike, prefix: str | None = None) -> dict[str, Any]:
+    """Load weights from ``path`` into ``model`` and return the file's ``meta`` dict (``{}`` if none).
+
+    Every tensor of the model must come from the file and every tensor of the file must go into the model,
+    shapes equal; ``prefix`` (e.g. ``backbone.``) restricts both sides to the keys under it (a partial load).
+
+    Raises:
+        RtmpruneError: see :func:`read_checkpoint` and :func:`match_state`.
+    """
+    state, meta = read_checkpoint(path)
+    arch = getattr(model, "arch", type(model).__name__)
+    match = match_state(model.state_dict(), state, f"checkpoint {path}", arch, prefix)
+    model.load_state_dict(match.state, strict=prefix is None)
     return meta
 
 

@@ -6,7 +6,9 @@ data preprocessor's mean/std are non-persistent there, so absent here too: norma
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -14,7 +16,7 @@ from torch import nn
 from rtmprune.models.cspnext import CSPNeXt
 from rtmprune.models.rtmcc_head import RTMCCHead
 
-__all__ = ["RTMPose", "Variant", "VARIANTS", "build_model", "list_models"]
+__all__ = ["RTMPose", "Variant", "VARIANTS", "build_model", "list_models", "read_weights_spec"]
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,26 @@ class RTMPose(nn.Module):
 def list_models() -> list[str]:
     """Names accepted by :func:`build_model`."""
     return list(VARIANTS)
+
+
+def read_weights_spec(state: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """What RTMPose a state dict holds, read off its shapes: ``arch``, ``num_keypoints``, ``input_size``.
+
+    Each key is present only when the weights tell: the head's input width names the variant (the
+    ``head_in_channels`` column of ``VARIANTS``), its final layer counts the keypoints, and the SimCC
+    classifiers have ``split_ratio`` (2) bins per input pixel.
+    """
+    spec: dict[str, Any] = {}
+    final = state.get("head.final_layer.weight")
+    if final is not None and final.dim() == 4:
+        spec["num_keypoints"] = int(final.shape[0])
+        names = [n for n, v in VARIANTS.items() if v.head_in_channels == final.shape[1]]
+        if names:
+            spec["arch"] = names[0]
+    cls_x, cls_y = state.get("head.cls_x.weight"), state.get("head.cls_y.weight")
+    if cls_x is not None and cls_y is not None:
+        spec["input_size"] = (int(cls_x.shape[0]) // 2, int(cls_y.shape[0]) // 2)
+    return spec
 
 
 def build_model(name: str, num_keypoints: int = 17, input_size: tuple[int, int] = (192, 256)) -> RTMPose:

@@ -13,7 +13,9 @@ from typing import Any
 
 from rtmprune.errors import RtmpruneError
 
-__all__ = ["TEMP_FILE_PATTERN", "atomic_write", "atomic_write_text", "atomic_write_json", "read_json"]
+__all__ = [
+    "TEMP_FILE_PATTERN", "atomic_write", "atomic_write_text", "atomic_write_json", "read_json", "remove_file",
+]
 
 
 # The temporary file of ``atomic_write``: ``.NAME.XXXXXXXX.tmp`` beside NAME (mkstemp's 8 random characters).
@@ -78,6 +80,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], Any]) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def remove_file(path: str | os.PathLike) -> None:
+    """Delete ``path`` if it exists, durably: a later write in the same folder cannot outlive the deletion."""
+    path = Path(path)
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return
+    _sync_dir(path.parent)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

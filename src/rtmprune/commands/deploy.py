@@ -5,8 +5,10 @@
    keeps the first k channels, as MMRazor's deploy does), else it is an unpruned RTMPose.
 2. Zero-pad every unit up to a multiple of ``--divisor`` (default ``deploy.divisor``), as MMRazor's
    ``make_channel_divisible``: padded channels output exactly 0, so the outputs do not change.
-3. Export ONNX (opset >= 17, dynamic batch), run ONNX Runtime against torch (max |Δ| <= tolerance), and write
-   ``model.json`` beside ``model.onnx`` with params, FLOPs, divisor, input shape and the structure.
+3. `rtmprune.deploy.onnx.export_checked`: export ONNX (opset >= 17, dynamic batch), run ONNX Runtime against
+   torch (max |Δ| <= tolerance x max(1, largest output)), then write ``model.json`` beside ``model.onnx`` with
+   params, FLOPs, divisor, input shape and the structure. A failed check replaces nothing; a kill never leaves
+   the new ``.onnx`` beside the previous run's ``.json``.
 """
 
 from __future__ import annotations
@@ -35,16 +37,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (>= 17, default 17)")
     parser.add_argument("--static-batch", action="store_true", help="fix the batch size to 1")
     parser.add_argument(
-        "--tolerance", type=float, default=1e-4, help="max |ORT - torch| allowed (default 1e-4)"
+        "--tolerance", type=float, default=None,
+        help="max |ORT - torch| allowed, times max(1, largest |output|) (default 1e-4)",
     )
     add_overrides(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from rtmprune.complexity import measure
-    from rtmprune.deploy.onnx import check_onnx, export_onnx, write_metadata
+    from rtmprune.deploy.onnx import CHECK_TOLERANCE, export_checked
     from rtmprune.engine.config import load_config
     from rtmprune.engine.model_loading import load_model_from_checkpoint
     from rtmprune.errors import RtmpruneError
@@ -56,37 +56,16 @@ def run(args: argparse.Namespace) -> int:
     model, meta = load_model_from_checkpoint(
         args.checkpoint, cfg=cfg, divisor=divisor, fix_subnet=cfg.deploy.fix_subnet
     )
-    model.eval()
     w, h = model.input_size
-    shape = (1, 3, h, w)
-    complexity = measure(model, shape)
-    props = {
-        "arch": getattr(model, "arch", None),
-        "divisor": divisor,
-        "simcc_split_ratio": getattr(model, "simcc_split_ratio", 2.0),
-    }
-    path = export_onnx(
-        model, args.out, shape, opset=args.opset, dynamic_batch=not args.static_batch, properties=props
-    )
-    torch.manual_seed(0)
-    batch = 1 if args.static_batch else 2
-    diff = check_onnx(path, model, torch.randn(batch, 3, h, w), tolerance=args.tolerance)
-    info = write_metadata(
-        path,
-        {
-            **props,
-            "params": int(complexity.params),
-            "flops": int(complexity.flops),
-            "input_shape": list(shape),
-            "opset": args.opset,
-            "dynamic_batch": not args.static_batch,
-            "max_abs_diff_vs_torch": diff,
-            "checkpoint": str(args.checkpoint),
-            "subnet": meta.get("subnet"),
-        },
+    props = {"arch": model.arch, "divisor": divisor, "simcc_split_ratio": model.simcc_split_ratio}
+    report = export_checked(
+        model.eval(), args.out, (1, 3, h, w), opset=args.opset, dynamic_batch=not args.static_batch,
+        properties=props, describe={"checkpoint": str(args.checkpoint), "subnet": meta.get("subnet")},
+        tolerance=CHECK_TOLERANCE if args.tolerance is None else args.tolerance,
     )
     print(
-        f"wrote {path} ({complexity.flops / 1e9:.3f} GFLOPs, {complexity.params / 1e6:.2f} M params, "
-        f"divisor {divisor}); ONNX Runtime vs torch max |Δ| = {diff:.2e}; metadata {info}"
+        f"wrote {report.path} ({report.flops / 1e9:.3f} GFLOPs, {report.params / 1e6:.2f} M params, "
+        f"divisor {divisor}); ONNX Runtime vs torch max |Δ| = {report.max_abs_diff:.2e}; "
+        f"metadata {report.metadata_path}"
     )
     return 0

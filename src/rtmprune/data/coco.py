@@ -3,8 +3,9 @@
 Instances come from ground-truth boxes, or (test time) from a detection-result file. GT filtering follows
 MMPose's ``BaseCocoStyleDataset``: annotations without ``bbox``/``keypoints`` or with all-zero keypoints are
 skipped; crowd annotations, ``num_keypoints == 0`` and boxes with no area after clipping to the image are
-dropped (in train and test mode alike, as MMPose does). GT boxes are clipped to the image; detection boxes
-are not, and are kept when ``score >= bbox_score_thr``.
+dropped (in train and test mode alike, as MMPose does; ``keep_unlabeled`` keeps persons without keypoints,
+all of them invisible, for label-free distillation where a teacher labels them). GT boxes are clipped to the
+image; detection boxes are not, and are kept when ``score >= bbox_score_thr``.
 
 A sample before the pipeline ("raw") is a dict of numpy values: ``img`` (BGR uint8), ``img_path``,
 ``img_shape`` (h, w), ``image_id``, ``id``, ``bbox`` [4] xyxy float32, ``bbox_score``, ``keypoints`` [K,2],
@@ -79,6 +80,7 @@ def load_coco_instances(
     num_keypoints: int = NUM_COCO_KEYPOINTS,
     keypoint_mapping: Sequence[tuple[int, int]] | None = None,
     check_files: bool = True,
+    keep_unlabeled: bool = False,
 ) -> list[dict]:
     """Person instances with GT boxes, filtered as MMPose does (see module docstring).
 
@@ -91,11 +93,12 @@ def load_coco_instances(
     for ann in annotations:
         if not isinstance(ann, dict) or "id" not in ann or "image_id" not in ann:
             raise RtmpruneError(f"COCO annotation without id/image_id in {ann_file}: {ann!r:.80}")
-        if "bbox" not in ann or "keypoints" not in ann or not ann["keypoints"] or max(ann["keypoints"]) == 0:
+        unlabeled = "keypoints" not in ann or not ann["keypoints"] or max(ann["keypoints"]) == 0
+        if "bbox" not in ann or (unlabeled and not keep_unlabeled):
             continue  # MMPose: not a keypoint instance
         if ann.get("category_id", 1) != 1:
             continue
-        raw_kpts = np.asarray(ann["keypoints"], dtype=np.float32)
+        raw_kpts = np.asarray(ann.get("keypoints") or [0.0] * (num_keypoints * 3), dtype=np.float32)
         if raw_kpts.size != num_keypoints * 3:
             raise RtmpruneError(
                 f"annotation id {ann['id']} in {ann_file} has {raw_kpts.size} keypoint values, "
@@ -112,7 +115,7 @@ def load_coco_instances(
         n_kpts = (
             ann["num_keypoints"] if "num_keypoints" in ann else int(np.count_nonzero(keypoints.max(axis=1)))
         )
-        if ann.get("iscrowd", 0) or n_kpts == 0:
+        if ann.get("iscrowd", 0) or (n_kpts == 0 and not keep_unlabeled):
             continue
         w_img, h_img = img["width"], img["height"]
         x, y, w, h = (float(v) for v in ann["bbox"][:4])
@@ -238,6 +241,7 @@ class CocoDataset(PipelinedDataset):
         num_keypoints: int = NUM_COCO_KEYPOINTS,
         keypoint_mapping: Sequence[tuple[int, int]] | None = None,
         check_files: bool = True,
+        keep_unlabeled: bool = False,
     ) -> None:
         self.ann_file = Path(ann_file)
         self.img_dir = Path(img_dir)
@@ -250,7 +254,7 @@ class CocoDataset(PipelinedDataset):
             )
         else:
             self.instances = load_coco_instances(
-                self.ann_file, self.img_dir, num_keypoints, keypoint_mapping, check_files
+                self.ann_file, self.img_dir, num_keypoints, keypoint_mapping, check_files, keep_unlabeled
             )
             if bbox_score_thr is not None:  # GT boxes have score 1: only a threshold above 1 removes any
                 self.instances = [i for i in self.instances if i["bbox_score"] >= bbox_score_thr]

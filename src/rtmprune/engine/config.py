@@ -37,6 +37,7 @@ __all__ = [
     "TrainConfig",
     "PruneConfig",
     "FinetuneConfig",
+    "DistillConfig",
     "DeployConfig",
     "load_config",
     "config_from_dict",
@@ -66,6 +67,8 @@ class DatasetConfig:
     ann_file: str = ""
     img_dir: str = ""
     repeat: int = 1  # MMEngine's RepeatDataset(times=repeat)
+    # Keep persons without keypoint labels (COCO's num_keypoints 0): for label-free distillation only.
+    keep_unlabeled: bool = False
 
 
 @dataclass
@@ -122,9 +125,22 @@ class PruneConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Distillation finetune (``engine/distill.py``): off while logit_weight and feature_weight are 0."""
+
+    teacher: str | None = None  # checkpoint; null = the model the prune started from (prune.pretrained_path)
+    teacher_arch: str | None = None  # null = the checkpoint's meta.arch, else model.name
+    logit_weight: float = 0.0  # KL(teacher || student) of the SimCC x/y distributions, per keypoint
+    temperature: float = 1.0  # divides both logits (on top of SimCC's beta 10); the KL term is x T^2
+    feature_weight: float = 0.0  # MSE of the last backbone stage after a 1x1 projection (DWPose: 7e-5)
+    gt_weight: float = 1.0  # the usual KL loss to the labels; 0 = label-free (DWPose's second stage)
+
+
+@dataclass
 class FinetuneConfig:
     pruned_path: str | None = None
     finetune_lr: float = 4.0e-3
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
 
 @dataclass
@@ -163,6 +179,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "train.amp": (None, "bf16", "fp16"),
     "train.channels_last": (True, False, "auto"),
     "prune.normalization_type": ("act", "flops", "latency", "none"),
+    "finetune.distill.teacher_arch": (None, *VARIANTS),
 }
 
 
@@ -379,6 +396,7 @@ def _check_values(cfg: Config, where: str) -> None:
         "train.amp": [cfg.train.amp],
         "train.channels_last": [cfg.train.channels_last],
         "prune.normalization_type": [cfg.prune.normalization_type],
+        "finetune.distill.teacher_arch": [cfg.finetune.distill.teacher_arch],
     }
     for key, values in picks.items():
         for value in values:
@@ -396,6 +414,7 @@ def _check_values(cfg: Config, where: str) -> None:
         "prune.latency_threads": cfg.prune.latency_threads,
         "deploy.divisor": cfg.deploy.divisor,
         "model.num_keypoints": cfg.model.num_keypoints,
+        "finetune.distill.temperature": cfg.finetune.distill.temperature,
     }
     for key, value in positive.items():
         if value <= 0:
@@ -406,10 +425,17 @@ def _check_values(cfg: Config, where: str) -> None:
         "data.num_workers": cfg.data.num_workers,
         "train.base_lr": cfg.train.base_lr,
         "train.weight_decay": cfg.train.weight_decay,
+        "finetune.distill.logit_weight": cfg.finetune.distill.logit_weight,
+        "finetune.distill.feature_weight": cfg.finetune.distill.feature_weight,
+        "finetune.distill.gt_weight": cfg.finetune.distill.gt_weight,
     }
     for key, value in nonneg.items():
         if value < 0:
             raise RtmpruneError(f"{where}: config key '{key}' must be >= 0, got {value}")
+    distill = cfg.finetune.distill
+    if distill.gt_weight == 0 and distill.logit_weight == 0 and distill.feature_weight == 0:
+        raise RtmpruneError(f"{where}: config key 'finetune.distill.gt_weight' is 0 and no distillation "
+                            "weight is set: nothing to learn from")
     if cfg.train.max_iters is not None and cfg.train.max_iters < 0:
         raise RtmpruneError(f"{where}: config key 'train.max_iters' must be >= 0, got {cfg.train.max_iters}")
     prefix = cfg.model.checkpoint_prefix

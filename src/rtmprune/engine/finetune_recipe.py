@@ -20,6 +20,7 @@ from rtmprune.complexity import measure
 from rtmprune.deploy.report import record_result
 from rtmprune.engine import dist
 from rtmprune.engine.config import Config
+from rtmprune.engine.distill import build_distiller
 from rtmprune.engine.model_loading import load_model_from_checkpoint, result_name
 from rtmprune.engine.prune_result import read_manifest
 from rtmprune.engine.recipes import check_fits_config, write_run_config
@@ -28,6 +29,7 @@ from rtmprune.errors import RtmpruneError
 from rtmprune.files import atomic_write_json
 
 __all__ = ["resolve_pruned_path", "finetune"]
+
 
 def resolve_pruned_path(pattern: str | os.PathLike | None) -> Path:
     """``finetune.pruned_path`` → the checkpoint to finetune.
@@ -75,6 +77,9 @@ def finetune(cfg: Config, resume: bool = False) -> tuple[FitResult, dict[str, An
         meta={"subnet": subnet, "pruned_from": str(pruned), "flops": int(complexity.flops)},
         base_lr=cfg.finetune.finetune_lr,
     )
+    distiller = build_distiller(cfg, model, pruned_meta=meta, device=info.device)  # finetune.distill
+    if distiller is not None:
+        distiller.install(hooks)
     result = fit(model.train(), cfg, hooks, resume=resume)
     if info.is_main:
         best = work_dir / "best.pth"

@@ -387,19 +387,18 @@ def _train_epoch(run: _Run, epoch: int) -> StopReason | None:
     data.samples.epoch = epoch
     data.sampler.set_epoch(epoch, progress.batch_in_epoch)
     run.model.train()
-    bar = tqdm(total=data.sampler.num_batches, initial=progress.batch_in_epoch, disable=not run.info.is_main,
-               leave=False, desc=f"epoch {epoch + 1}/{cfg.train.max_epochs}", dynamic_ncols=True)
-    stopped = None
-    for batch in data.loader:
-        loss, lr = _train_step(run, batch, epoch)
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", refresh=False)
-        _log_train(run, epoch, loss, lr)
-        stopped = _stop_reason(run)
-        if stopped is not None:
-            break
-    bar.close()
-    return stopped
+    # A context, so that an error (a bad image, a NaN loss) clears the bar before its one line is printed.
+    with tqdm(total=data.sampler.num_batches, initial=progress.batch_in_epoch, disable=not run.info.is_main,
+              leave=False, desc=f"epoch {epoch + 1}/{cfg.train.max_epochs}", dynamic_ncols=True) as bar:
+        for batch in data.loader:
+            loss, lr = _train_step(run, batch, epoch)
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.2e}", refresh=False)
+            _log_train(run, epoch, loss, lr)
+            stopped = _stop_reason(run)
+            if stopped is not None:
+                return stopped
+    return None
 
 
 def _train_step(run: _Run, batch: dict[str, Any], epoch: int) -> tuple[float, float]:

@@ -1,7 +1,9 @@
 """`rtmprune bench`: ONNX Runtime latency of RTMPose-S, RTMPose-T and a pruned model at several divisors.
 
-All models are exported to ONNX in a temporary folder and timed in ONE process, interleaved (round-robin),
-so every ratio in the table compares models under the same machine load (see `rtmprune.deploy.latency`).
+All models are exported to ONNX in a temporary folder (`export_checked`: ONNX Runtime checked against torch)
+and timed in ONE process, interleaved (round-robin), so every ratio in the table compares models under the
+same machine load (see `rtmprune.deploy.latency`); the ratios and the fastest divisor are
+`rtmprune.deploy.compare`'s. What is timed comes from the ``SOURCES`` table: a new kind of model is one row.
 Weights do not change the work a convolution does, but their magnitudes can (denormal floats are slow), so
 every model gets random conv weights and BatchNorm statistics with O(1) activations, as trained weights
 give (``--keep-weights`` times a checkpoint with its own).
@@ -15,6 +17,8 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,7 @@ EXAMPLES = """
   rtmprune bench --checkpoint work_dirs/finetune/best.pth            # S, T, pruned at divisors 1..32
   rtmprune bench --subnet work_dirs/prune/fix_subnet.json --divisors 1 8 16 --batch 1 --threads 2
   rtmprune bench --subnet act=a/fix_subnet.json latency=l/fix_subnet.json --divisors 16   # several, named
-  rtmprune bench --mmrazor-subnet ../shared/fixtures/mmrazor/rtmpose-s_coco_fix_subnet.json --json
+  rtmprune bench --mmrazor-subnet tests/assets/mmrazor/rtmpose-s_coco_fix_subnet.json --json
   rtmprune bench --onnx mine=model.onnx --models rtmpose-t --out bench.jsonl
 """
 
@@ -67,32 +71,40 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+@dataclass
+class Candidate:
+    """A model to time: a torch ``model`` to export, or an ``onnx`` file to time as it is."""
+
+    name: str
+    info: dict[str, Any] = field(default_factory=dict)
+    model: Any = None
+    onnx: Path | None = None
+
+
 def _runs_for(batch: int, runs: int) -> int:
     """Fewer rounds at large batches (each is ~batch times longer), never below 15 for a stable p90."""
     return max(15, int(runs / batch**0.5))
 
 
-def _named(item: str) -> tuple[str, str]:
-    """``NAME=PATH`` or ``PATH`` (named "pruned") -> (name, path)."""
+def _named(item: str, default: str = "pruned") -> tuple[str, str]:
+    """``NAME=PATH`` or ``PATH`` (named ``default``) -> (name, path)."""
     name, sep, path = item.partition("=")
-    return (name, path) if sep and name else ("pruned", item)
+    return (name, path) if sep and name else (default, item)
 
 
-def _collect_models(args: argparse.Namespace) -> list[tuple[str, Any, dict[str, Any]]]:
-    """(name, torch model, info) for every model to time; info has kind / divisor / arch."""
+def _baselines(args: argparse.Namespace, size: tuple[int, int]) -> Iterator[Candidate]:
     from rtmprune.deploy.random_weights import randomize_weights
-    from rtmprune.errors import RtmpruneError
     from rtmprune.models import build_model
 
-    size = tuple(args.input_size)
-    out: list[tuple[str, Any, dict[str, Any]]] = []
     for arch in args.models:
-        model = randomize_weights(build_model(arch, input_size=size))
-        out.append((arch, model, {"kind": "baseline", "arch": arch}))
-    if args.checkpoint and args.subnet:
-        raise RtmpruneError("give --checkpoint or --subnet, not both")
-    if args.checkpoint or args.subnet or args.mmrazor_subnet:
-        from rtmprune.engine import model_loading
+        yield Candidate(arch, {"arch": arch}, randomize_weights(build_model(arch, input_size=size)))
+
+
+def _pruned(args: argparse.Namespace, size: tuple[int, int]) -> Iterator[Candidate]:
+    """``--checkpoint`` or each ``--subnet``, padded to every divisor."""
+    from rtmprune.deploy.random_weights import randomize_weights
+    from rtmprune.engine import model_loading
+
     sources = [("pruned", None)] if args.checkpoint else [_named(item) for item in args.subnet]
     for label, subnet in sources:
         for divisor in args.divisors:
@@ -100,50 +112,127 @@ def _collect_models(args: argparse.Namespace) -> list[tuple[str, Any, dict[str, 
                 model, _ = model_loading.load_model_from_checkpoint(args.checkpoint, divisor=divisor)
                 if not args.keep_weights:  # an untrained prune run's weights give ~1e-9 (denormal-prone)
                     randomize_weights(model)
-                arch = model.arch
             else:
                 model = model_loading.build_subnet_model(args.arch, subnet, divisor=divisor, input_size=size)
                 randomize_weights(model)
-                arch = args.arch
-            info = {"kind": "pruned", "arch": arch, "divisor": divisor, "subnet": label}
-            out.append((f"{label} d{divisor}", model, info))
-    if args.mmrazor_subnet:
-        divisor = int(json.loads(Path(args.mmrazor_subnet).read_text()).get("divisor", 1))
-        model = model_loading.build_subnet_model(
-            "rtmpose-s", args.mmrazor_subnet, divisor=divisor, input_size=size
-        )
-        out.append((f"mmrazor d{divisor}", randomize_weights(model), {"kind": "mmrazor", "divisor": divisor}))
-    return out
+            info = {"arch": model.arch, "divisor": divisor, "subnet": label}
+            yield Candidate(f"{label} d{divisor}", info, model)
 
 
-def _complexity(model: Any, size: tuple[int, int]) -> tuple[float | None, float | None]:
-    try:
-        from rtmprune.complexity import measure
-    except ImportError:  # counting is optional for timing
-        return None, None
-    c = measure(model, (1, 3, size[1], size[0]))
-    return float(c.flops), float(c.params)
+def _mmrazor(args: argparse.Namespace, size: tuple[int, int]) -> Iterator[Candidate]:
+    """MMRazor's published RTMPose-S structure, padded to the divisor its file names."""
+    if not args.mmrazor_subnet:
+        return
+    from rtmprune.deploy.random_weights import randomize_weights
+    from rtmprune.engine.model_loading import build_subnet_model
+    from rtmprune.files import read_json
+
+    divisor = int(read_json(args.mmrazor_subnet, "MMRazor subnet").get("divisor", 1))
+    model = build_subnet_model("rtmpose-s", args.mmrazor_subnet, divisor=divisor, input_size=size)
+    yield Candidate(f"mmrazor d{divisor}", {"divisor": divisor}, randomize_weights(model))
+
+
+def _onnx_files(args: argparse.Namespace, size: tuple[int, int]) -> Iterator[Candidate]:
+    for item in args.onnx:
+        name, path = _named(item, default="")
+        yield Candidate(name, onnx=Path(path))
+
+
+# What bench times, in table order: (kind, source). A new kind of model is one source function and one row.
+Source = Callable[[argparse.Namespace, tuple[int, int]], Iterator[Candidate]]
+SOURCES: tuple[tuple[str, Source], ...] = (
+    ("baseline", _baselines),
+    ("pruned", _pruned),
+    ("mmrazor", _mmrazor),
+    ("onnx", _onnx_files),
+)
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Mistakes found before minutes of exports."""
+    from rtmprune.errors import RtmpruneError
+
+    if args.checkpoint and args.subnet:
+        raise RtmpruneError("give --checkpoint or --subnet, not both")
+    for item in args.onnx:
+        name, path = _named(item, default="")
+        if not name or not Path(path).is_file():
+            raise RtmpruneError(f"--onnx expects NAME=PATH to an existing file, got {item!r}")
+    if not (args.models or args.checkpoint or args.subnet or args.mmrazor_subnet or args.onnx):
+        raise RtmpruneError("nothing to time: give --models, --checkpoint, --subnet or --onnx")
+
+
+def _export_all(args: argparse.Namespace, folder: Path) -> tuple[dict[str, Path], dict[str, dict[str, Any]]]:
+    """Every source's models as checked ONNX files in ``folder`` (one at a time); their paths and info."""
+    from rtmprune.deploy.onnx import export_checked
+
+    size = tuple(args.input_size)
+    shape = (1, 3, size[1], size[0])
+    paths: dict[str, Path] = {}
+    info: dict[str, dict[str, Any]] = {}
+    for kind, source in SOURCES:
+        for c in source(args, size):
+            if c.onnx is None:
+                report = export_checked(c.model, folder / (c.name.replace(" ", "_") + ".onnx"), shape)
+                paths[c.name], flops, params = report.path, report.flops, report.params
+            else:
+                paths[c.name], flops, params = c.onnx, None, None
+            info[c.name] = {"kind": kind, **c.info, "flops": flops, "params": params}
+    return paths, info
+
+
+def _time_all(args: argparse.Namespace, paths: dict[str, Path], info: dict[str, dict[str, Any]],
+              providers: list[str], say: Callable[..., None]) -> list[dict[str, Any]]:
+    """Interleaved timings (and the alone check) per provider and batch, as `compare` records."""
+    from rtmprune.deploy import latency
+    from rtmprune.deploy.compare import compare
+
+    records: list[dict[str, Any]] = []
+    for provider in providers:
+        sessions = {n: latency.make_session(p, args.threads, provider) for n, p in paths.items()}
+        for batch in args.batch:
+            runs = _runs_for(batch, args.runs)
+            start = time.perf_counter()
+            timings = latency.time_interleaved(sessions, batch, runs, args.warmup, provider=provider)
+            if not args.no_alone_check:
+                alone = latency.time_alone(sessions, batch, max(10, runs // 2), block=max(2, 10 // batch))
+                for name, timing in timings.items():
+                    timing.alone_median_ms = alone[name]
+            say(f"  {provider} batch {batch}: {runs} rounds in {time.perf_counter() - start:.0f} s")
+            records += compare(timings, info)
+    return records
+
+
+def _cell(value: float | None, spec: str, unit: float = 1.0) -> str:
+    return "" if value is None else format(value / unit, spec)
+
+
+def _short(provider: str) -> str:
+    return provider.replace("ExecutionProvider", "")
+
+
+def _columns() -> list[tuple[str, str, Callable[[dict[str, Any]], str]]]:
+    """(header, alignment and width, cell) of the table; one ratio column per `compare.REFERENCES` row."""
+    from rtmprune.deploy.compare import REFERENCES
+
+    return [
+        ("model", "<18", lambda r: r["name"]),
+        ("provider", "<9", lambda r: _short(r["provider"])),
+        ("batch", ">5", lambda r: str(r["batch"])),
+        ("median ms", ">10", lambda r: f"{r['median_ms']:.2f}"),
+        ("p90 ms", ">8", lambda r: f"{r['p90_ms']:.2f}"),
+        *((ref.header, ">6", lambda r, k=ref.key: _cell(r.get(k), ".2f")) for ref in REFERENCES),
+        ("GFLOPs", ">7", lambda r: _cell(r["flops"], ".3f", 1e9)),
+        ("Params M", ">8", lambda r: _cell(r["params"], ".2f", 1e6)),
+        ("alone", ">6", lambda r: _cell(r["alone_ratio"], ".2f")),
+    ]
 
 
 def _table(records: list[dict[str, Any]]) -> str:
-    head = (
-        f"{'model':<18} {'provider':<9} {'batch':>5} {'median ms':>10} {'p90 ms':>8} {'xT':>6} {'xS':>6} "
-        f"{'xMMR':>6} {'GFLOPs':>7} {'Params M':>8} {'alone':>6}"
-    )
-    lines = [head, "-" * len(head)]
-    for r in records:
-        ratio = "" if r["alone_ratio"] is None else f"{r['alone_ratio']:.2f}"
-        gflops = "" if r["flops"] is None else f"{r['flops'] / 1e9:.3f}"
-        params = "" if r["params"] is None else f"{r['params'] / 1e6:.2f}"
-        vs_t = "" if r.get("vs_rtmpose_t") is None else f"{r['vs_rtmpose_t']:.2f}"
-        vs_s = "" if r.get("vs_rtmpose_s") is None else f"{r['vs_rtmpose_s']:.2f}"
-        vs_m = "" if r.get("vs_mmrazor") is None else f"{r['vs_mmrazor']:.2f}"
-        provider = r["provider"].replace("ExecutionProvider", "")
-        lines.append(
-            f"{r['name']:<18} {provider:<9} {r['batch']:>5} {r['median_ms']:>10.2f} {r['p90_ms']:>8.2f} "
-            f"{vs_t:>6} {vs_s:>6} {vs_m:>6} {gflops:>7} {params:>8} {ratio:>6}"
-        )
-    return "\n".join(lines)
+    columns = _columns()
+    head = " ".join(format(title, spec) for title, spec, _ in columns)
+    rows = [" ".join(format(cell(r), spec) for _, spec, cell in columns) for r in records]
+    return "\n".join([head, "-" * len(head), *rows])
 
 
 def _profile_table(paths: dict[str, Path], threads: int) -> tuple[str, dict[str, dict[str, float]]]:
@@ -165,73 +254,47 @@ def _profile_table(paths: dict[str, Path], threads: int) -> tuple[str, dict[str,
     return "\n".join(lines), stages
 
 
+def _print_text(records: list[dict[str, Any]], fastest: dict[tuple[str, str, int], dict[str, Any]],
+                profile_text: str | None) -> None:
+    from rtmprune.deploy.compare import unsteady
+
+    print(_table(records))
+    for (label, provider, batch), best in fastest.items():
+        print(f"fastest divisor ({label}, {_short(provider)}, batch {batch}): {best['divisor']}")
+    if profile_text:
+        print("\nper-stage latency at batch 1 (ONNX Runtime profiler; kernel times only):")
+        print(profile_text)
+    for r in unsteady(records):
+        print(
+            f"warning: {r['name']} batch {r['batch']}: interleaved median is {r['alone_ratio']:.2f}x its "
+            "median when run back to back (sessions interfering, or a very unsteady machine)"
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     from rtmprune.deploy import latency
-    from rtmprune.deploy.onnx import export_onnx
+    from rtmprune.deploy.compare import fastest_divisors
     from rtmprune.errors import RtmpruneError
     from rtmprune.jsonlog import JsonlLogger
 
+    _check_args(args)
     providers = latency.available_providers(args.providers)
     if not providers:
         raise RtmpruneError(f"none of the providers {args.providers} is available in this onnxruntime")
-    size = tuple(args.input_size)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
     with tempfile.TemporaryDirectory(prefix="rtmprune-bench-") as tmp:
-        folder = Path(args.keep_onnx or tmp)
-        paths: dict[str, Path] = {}
-        info: dict[str, dict[str, Any]] = {}
-        for name, model, extra in _collect_models(args):
-            flops, params = _complexity(model, size)
-            file = folder / (name.replace(" ", "_") + ".onnx")
-            paths[name] = export_onnx(model, file, (1, 3, size[1], size[0]))
-            info[name] = {**extra, "flops": flops, "params": params}
-        for item in args.onnx:
-            name, sep, path = item.partition("=")
-            if not sep or not Path(path).is_file():
-                raise RtmpruneError(f"--onnx expects NAME=PATH to an existing file, got {item!r}")
-            paths[name] = Path(path)
-            info[name] = {"kind": "onnx", "flops": None, "params": None}
-        if not paths:
-            raise RtmpruneError("nothing to time: give --models, --checkpoint, --subnet or --onnx")
+        paths, info = _export_all(args, Path(args.keep_onnx or tmp))
         say(f"timing {len(paths)} models, {args.threads} threads, load average {load}")
-        records: list[dict[str, Any]] = []
-        for provider in providers:
-            sessions = {n: latency.make_session(p, args.threads, provider) for n, p in paths.items()}
-            for batch in args.batch:
-                runs = _runs_for(batch, args.runs)
-                start = time.perf_counter()
-                timings = latency.time_interleaved(sessions, batch, runs, args.warmup, provider=provider)
-                if not args.no_alone_check:
-                    alone = latency.time_alone(sessions, batch, max(10, runs // 2), block=max(2, 10 // batch))
-                    for name, timing in timings.items():
-                        timing.alone_median_ms = alone[name]
-                say(f"  {provider} batch {batch}: {runs} rounds in {time.perf_counter() - start:.0f} s")
-                base_t = timings.get("rtmpose-t")
-                base_s = timings.get("rtmpose-s")
-                base_m = next((timings[n] for n in timings if info[n]["kind"] == "mmrazor"), None)
-                for name, timing in timings.items():
-                    record = {**timing.as_dict(), **info[name], "threads": args.threads, "load_avg": load}
-                    record["vs_rtmpose_t"] = timing.median_ms / base_t.median_ms if base_t else None
-                    record["vs_rtmpose_s"] = timing.median_ms / base_s.median_ms if base_s else None
-                    record["vs_mmrazor"] = timing.median_ms / base_m.median_ms if base_m else None
-                    records.append(record)
-        # The fastest divisor is what MMRazor's README asks users to find by hand.
-        fastest = {}
-        for label in dict.fromkeys(r["subnet"] for r in records if r["kind"] == "pruned"):
-            for provider in providers:
-                for batch in args.batch:
-                    pruned = [r for r in records if r["kind"] == "pruned" and r["subnet"] == label
-                              and r["provider"] == provider and r["batch"] == batch]
-                    best = min(pruned, key=lambda r: r["median_ms"])
-                    fastest[(label, provider, batch)] = best["divisor"]
-                    best["fastest_divisor"] = True
-        profile_text = None
-        if args.profile:
-            profile_text, stages = _profile_table(paths, args.threads)
-            for record in records:
-                if record["batch"] == 1:
-                    record["stage_us"] = stages[record["name"]]
+        records = _time_all(args, paths, info, providers, say)
+        profile_text, stages = _profile_table(paths, args.threads) if args.profile else (None, {})
+    for record in records:
+        record.update(threads=args.threads, load_avg=load)
+        if record["batch"] == 1 and stages:
+            record["stage_us"] = stages[record["name"]]
+    fastest = fastest_divisors(records)
+    for best in fastest.values():
+        best["fastest_divisor"] = True
     if args.out:
         logger = JsonlLogger(args.out)
         for record in records:
@@ -240,17 +303,5 @@ def run(args: argparse.Namespace) -> int:
         for record in records:
             print(json.dumps(record))
     else:
-        print(_table(records))
-        for (label, provider, batch), divisor in fastest.items():
-            where = f"{label}, {provider.replace('ExecutionProvider', '')}, batch {batch}"
-            print(f"fastest divisor ({where}): {divisor}")
-        if profile_text:
-            print("\nper-stage latency at batch 1 (ONNX Runtime profiler; kernel times only):")
-            print(profile_text)
-        unsteady = [r for r in records if r["alone_ratio"] is not None and abs(r["alone_ratio"] - 1) > 0.1]
-        for r in unsteady:
-            print(
-                f"warning: {r['name']} batch {r['batch']}: interleaved median is {r['alone_ratio']:.2f}x its "
-                "median when run back to back (sessions interfering, or a very unsteady machine)"
-            )
+        _print_text(records, fastest, profile_text)
     return 0

@@ -21,7 +21,7 @@ from rtmprune.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "synthetic" / "rtmpose-s_synthetic-128x96.yaml"
-MMRAZOR = ROOT.parent / "shared" / "fixtures" / "mmrazor" / "rtmpose-s_coco_fix_subnet.json"
+MMRAZOR = ROOT / "tests" / "assets" / "mmrazor" / "rtmpose-s_coco_fix_subnet.json"
 
 
 def _prune(out: Path, data: Path, normalization: str, divisor: int, threads: int) -> Path:

@@ -45,13 +45,13 @@ def test_prune_finetune_test_deploy_predict_report(data_root, tmp_path, capsys):
     prune_set = ["train.max_epochs=40", "train.val_interval=1000", "prune.interval=1", "prune.divisor=8"]
     prune_set += ["prune.target_flop_ratio=0.93", "prune.normalization_type=act"]
     assert main(["prune", CONFIG, *_common(data_root, prune_dir), *prune_set]) == 0
-    pruned = resolve_pruned_path(str(prune_dir / "flops_*.pth"))
+    pruned = resolve_pruned_path(prune_dir)  # the prune's manifest names its checkpoint
     subnet = json.loads((prune_dir / "fix_subnet.json").read_text())
     assert any(len(u["kept"]) < u["channels"] for u in subnet["units"].values())
     assert all(len(u["kept"]) % 8 == 0 or len(u["kept"]) == u["channels"] for u in subnet["units"].values())
 
     # 2. finetune: the slim model, one epoch with validation; checkpoints carry the structure
-    ft_set = [f"finetune.pruned_path={prune_dir}/flops_*.pth", "train.max_epochs=1", "train.val_interval=1"]
+    ft_set = [f"finetune.pruned_path={prune_dir}", "train.max_epochs=1", "train.val_interval=1"]
     assert main(["finetune", CONFIG, *_common(data_root, ft_dir), *ft_set]) == 0
     best = ft_dir / "best.pth"
     ckpt = torch.load(best, weights_only=True)
@@ -98,8 +98,14 @@ def test_prune_finetune_test_deploy_predict_report(data_root, tmp_path, capsys):
 def test_pruned_path_resolution(tmp_path):
     for name in ("flops_0.60.pth", "flops_0.51.pth", "flops_0.55.pth"):
         (tmp_path / name).write_bytes(b"")
-    assert resolve_pruned_path(str(tmp_path / "flops_*.pth")).name == "flops_0.51.pth"
+    # several results (another run's may be stale): an error listing them, never a silent pick
+    listed = r"matches 3 files \(flops_0\.51\.pth, flops_0\.55\.pth, flops_0\.60\.pth\)"
+    with pytest.raises(RtmpruneError, match=listed):
+        resolve_pruned_path(str(tmp_path / "flops_*.pth"))
+    assert resolve_pruned_path(str(tmp_path / "flops_0.6*.pth")).name == "flops_0.60.pth"
     assert resolve_pruned_path(tmp_path / "flops_0.60.pth").name == "flops_0.60.pth"
+    with pytest.raises(RtmpruneError, match="no prune_result.json, the prune there has not finished"):
+        resolve_pruned_path(tmp_path)
     with pytest.raises(RtmpruneError, match="no file matches"):
         resolve_pruned_path(str(tmp_path / "nothing_*.pth"))
     with pytest.raises(RtmpruneError, match="not set"):

@@ -187,7 +187,8 @@ def load_model_from_checkpoint(
         subnet, origin = fix_subnet, str(fix_subnet) if not isinstance(fix_subnet, dict) else "fix_subnet"
         meta["subnet"] = read_subnet_as_dict(fix_subnet)
     if subnet is None:
-        full.load_state_dict(match_state(full.state_dict(), state, source, full.arch, _NOT_THIS_MODEL).state)
+        match = match_state(full.state_dict(), state, source, full.arch, hint=_NOT_THIS_MODEL)
+        full.load_state_dict(match.state)
         say_loaded(path, full, "no subnet", len(state))
         return full.eval(), meta
     model = _load_pruned(full, state, subnet, divisor, f"{source} (subnet from {origin})")

@@ -75,7 +75,7 @@ def _check_input_shape(cfg: Config) -> None:
 def _refuse_previous_outputs(work_dir: Path) -> None:
     found = sorted({p.name for pattern in _OUTPUTS for p in work_dir.glob(pattern)})
     if found:
-        raise RtmpruneError(f"{work_dir} holds another prune's outputs ({', '.join(found[:4])}): --resume "
+        raise RtmpruneError(f"{work_dir} holds another prune's outputs ({', '.join(found[:6])}): --resume "
                             "continues that run (or returns it if it finished); or choose another work_dir")
 
 

@@ -133,11 +133,12 @@ def test_bad_inputs_raise_one_line(tmp_path):
     data = json.loads(ANN.read_text())
     bad = json.loads(ANN.read_text())
     bad["annotations"][2]["keypoints"] = bad["annotations"][2]["keypoints"][:-3]
-    cases.append((_write(tmp_path, "k16.json", bad), preds, f"annotation {bad['annotations'][2]['id']}"))
+    k16 = _write(tmp_path, "k16.json", bad)
+    cases.append((k16, preds, f"annotation 2 (id {bad['annotations'][2]['id']})"))
     noarea = json.loads(ANN.read_text())
     del noarea["annotations"][0]["area"]
     first_id = data["annotations"][0]["id"]
-    cases.append((_write(tmp_path, "noarea.json", noarea), preds, f"annotation {first_id}"))
+    cases.append((_write(tmp_path, "noarea.json", noarea), preds, f"annotation 0 (id {first_id})"))
     cases.append((ANN, [], "no predictions"))
     short = [dict(p) for p in preds]
     short[5]["keypoints"] = short[5]["keypoints"][:16]
@@ -153,3 +154,79 @@ def test_bad_inputs_raise_one_line(tmp_path):
             evaluate_coco(ann_file, raw)
         message = str(info.value)
         assert needle in message and "\n" not in message, message
+
+
+def _edited(edit):
+    """The GT-as-predictions, or the GT file's dict, after ``edit`` (a function that changes it in place)."""
+    def apply(obj):
+        edit(obj)
+        return obj
+    return apply
+
+
+def _set(index, key, value):
+    return lambda items: items[index].__setitem__(key, value)
+
+
+PERSON_ONLY = "but keypoints are evaluated for person (1) only"
+PREDICTION_CASES = {  # name: (edit of the predictions, the message after "prediction N (image_id ...): ")
+    "negative area": (_set(3, "area", -5.0), "'area' is -5.0; an area is a finite number >= 0"),
+    "category 2": (_set(4, "category_id", 2), f"category_id 2, {PERSON_ONLY}"),
+    "category '1'": (_set(1, "category_id", "1"), f"category_id '1', {PERSON_ONLY}"),
+    "keypoints not numbers": (_set(2, "keypoints", [["a", "b"]] * 17),
+                              "'keypoints' is not numeric: [['a', 'b']"),
+    "keypoints [17, 3]": (_set(6, "keypoints", [[1, 2, 3]] * 17),
+                          "'keypoints' has shape [17, 3], expected [17, 2]: [[1, 2, 3], [1, 2, 3]"),
+    "keypoints nan": (_set(0, "keypoints", [[float("nan"), 0]] * 17),
+                      "'keypoints' holds a value that is not finite: [[nan, 0]"),
+    "scores short": (_set(5, "keypoint_scores", [1.0] * 3),
+                     "'keypoint_scores' has shape [3], expected [17]: [1.0, 1.0, 1.0]"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PREDICTION_CASES))
+def test_bad_predictions_name_file_index_and_value(tmp_path, case):
+    edit, expected = PREDICTION_CASES[case]
+    preds = _edited(edit)(gt_as_predictions())
+    index = next(i for i, (a, b) in enumerate(zip(preds, gt_as_predictions(), strict=True)) if a != b)
+    path = _write(tmp_path, "raw.json", preds)
+    with pytest.raises(RtmpruneError) as info:
+        evaluate_coco(ANN, path)
+    image_id = preds[index]["image_id"]
+    assert str(info.value).startswith(f"{path}: prediction {index} (image_id {image_id}): {expected}")
+
+
+GT_CASES = {  # name: (edit of the GT file, the message after "annotation N (id ...)")
+    "negative area": (lambda d: d["annotations"][1].__setitem__("area", -1.0),
+                      ": 'area' is -1.0; an area is a finite number >= 0"),
+    "category 3": (lambda d: d["annotations"][4].__setitem__("category_id", 3),
+                   f": category_id 3, {PERSON_ONLY}"),
+    "keypoint null": (lambda d: d["annotations"][2]["keypoints"].__setitem__(4, None),
+                      ": 'keypoints' holds a value that is not a finite number: [343, 164, 2, 348, None, "),
+    "unlabelled without box": (lambda d: d["annotations"][3].update(keypoints=[0] * 51, bbox=None),
+                               " has no labelled keypoint and no 'bbox' [x, y, w, h]: None"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(GT_CASES))
+def test_bad_annotations_name_file_index_and_value(tmp_path, case):
+    edit, expected = GT_CASES[case]
+    data = _edited(edit)(json.loads(ANN.read_text()))
+    original = json.loads(ANN.read_text())["annotations"]
+    index = next(i for i, (a, b) in enumerate(zip(data["annotations"], original, strict=True)) if a != b)
+    path = _write(tmp_path, "gt.json", data)
+    with pytest.raises(RtmpruneError) as info:
+        evaluate_coco(path, gt_as_predictions())
+    assert str(info.value).startswith(f"{path}: annotation {index} (id {original[index]['id']}){expected}")
+
+
+@pytest.mark.parametrize("flag, value", [("--nms-thr", "nan"), ("--nms-thr", "inf"), ("--nms-thr", "1.5"),
+                                         ("--score-thr", "-0.1"), ("--score-thr", "nan")])
+def test_evaluate_refuses_thresholds_outside_0_1(tmp_path, capsys, flag, value):
+    from rtmprune.cli import main
+
+    pred = _write(tmp_path, "raw.json", gt_as_predictions())
+    assert main(["evaluate", "--ann", str(ANN), "--pred", str(pred), flag, value]) == 1
+    name = flag[2:].replace("-", "_")
+    expected = f"rtmprune evaluate: error: {name} ({flag}) must be a number in [0, 1], got {float(value)}\n"
+    assert capsys.readouterr().err == expected

@@ -22,9 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help='raw predictions JSON: [{"image_id", "category_id", "keypoints": [[x, y]]*K, '
         '"keypoint_scores", "bbox_score", "area"}]',
     )
-    parser.add_argument("--nms-thr", type=float, default=0.9, help="OKS-NMS threshold (default 0.9)")
     parser.add_argument(
-        "--score-thr", type=float, default=0.2, help="keypoint score threshold for rescoring (default 0.2)"
+        "--nms-thr", type=float, default=0.9, help="OKS-NMS threshold, in [0, 1] (default 0.9)"
+    )
+    parser.add_argument(
+        "--score-thr", type=float, default=0.2,
+        help="keypoint score threshold for rescoring, in [0, 1] (default 0.2)",
     )
     parser.add_argument("--json", action="store_true", help="print the ten metrics as one JSON object")
 

@@ -89,6 +89,15 @@ def rescore(bbox_scores: np.ndarray, keypoint_scores: np.ndarray, thr: float) ->
 
 
 # ---------------------------------------------------------------------------------------- input checks
+PERSON = 1  # the COCO category id of person: the only category CocoMetric's keypoint evaluation scores
+
+
+def _short(value: Any) -> str:
+    """A value as a message quotes it: its repr, cut to 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def load_coco_annotations(ann_file: str | os.PathLike) -> tuple[dict[str, Any], int]:
     """Read and check a COCO keypoint GT file; returns (dataset dict ready for pycocotools, K).
 
@@ -113,45 +122,98 @@ def load_coco_annotations(ann_file: str | os.PathLike) -> tuple[dict[str, Any], 
             num_kpts = len(cat["keypoints"])
             break
     anns = []
-    for ann in data["annotations"]:
-        aid = ann.get("id") if isinstance(ann, dict) else None
-        if aid is None:
-            raise RtmpruneError(f"{ann_file}: an annotation has no 'id'")
-        kps = ann.get("keypoints")
-        if not isinstance(kps, list) or len(kps) % 3 or not kps:
-            raise RtmpruneError(f"{ann_file}: annotation {aid} has no 'keypoints' list of x, y, v triples")
-        if num_kpts is None:
+    for index, ann in enumerate(data["annotations"]):
+        kps = ann.get("keypoints") if isinstance(ann, dict) else None
+        if num_kpts is None and isinstance(kps, list):
             num_kpts = len(kps) // 3
-        if len(kps) != 3 * num_kpts:
-            raise RtmpruneError(
-                f"{ann_file}: annotation {aid} has {len(kps) // 3} keypoints, expected {num_kpts}"
-            )
-        if ann.get("image_id") not in image_ids:
-            raise RtmpruneError(f"{ann_file}: annotation {aid} has unknown image_id {ann.get('image_id')}")
-        if not isinstance(ann.get("area"), (int, float)):
-            raise RtmpruneError(f"{ann_file}: annotation {aid} has no numeric 'area' (OKS needs GT areas)")
-        ann = dict(ann)
-        ann.setdefault("iscrowd", 0)
-        ann.setdefault("num_keypoints", int(sum(1 for v in kps[2::3] if v > 0)))
-        anns.append(ann)
+        where = f"{ann_file}: annotation {index}"
+        anns.append(_check_annotation(ann, index, num_kpts or 0, image_ids, where))
     if not anns:
         raise RtmpruneError(f"{ann_file}: no annotations to evaluate against")
-    return {**data, "annotations": anns}, int(num_kpts)
+    return {**data, "annotations": anns}, int(num_kpts or 0)
+
+
+def _check_annotation(ann: Any, index: int, num_kpts: int, image_ids: set, where: str) -> dict[str, Any]:
+    """One GT annotation checked (``where`` names the file and its index) and completed for COCOeval."""
+    aid = ann.get("id") if isinstance(ann, dict) else None
+    if aid is None:
+        raise RtmpruneError(f"{where} has no 'id'")
+    where = f"{where} (id {aid})"
+    kps = ann.get("keypoints")
+    if not isinstance(kps, list) or len(kps) % 3 or not kps:
+        raise RtmpruneError(f"{where}: 'keypoints' is not a list of x, y, v triples: {_short(kps)}")
+    if len(kps) != 3 * num_kpts:
+        raise RtmpruneError(f"{where} has {len(kps) // 3} keypoints, expected {num_kpts}")
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in kps):
+        raise RtmpruneError(f"{where}: 'keypoints' holds a value that is not a finite number: {_short(kps)}")
+    if ann.get("image_id") not in image_ids:
+        raise RtmpruneError(f"{where} has unknown image_id {ann.get('image_id')}")
+    if ann.get("category_id", PERSON) != PERSON:
+        raise RtmpruneError(f"{where}: category_id {_short(ann['category_id'])}, but keypoints are "
+                            f"evaluated for person ({PERSON}) only")
+    if not isinstance(ann.get("area"), (int, float)):
+        raise RtmpruneError(f"{where} has no numeric 'area' (OKS needs GT areas)")
+    _check_area(ann["area"], where)
+    visible = int(sum(1 for v in kps[2::3] if v > 0))
+    if not visible and not _is_box(ann.get("bbox")):  # COCOeval measures unlabelled persons by their box
+        raise RtmpruneError(f"{where} has no labelled keypoint and no 'bbox' [x, y, w, h]: "
+                            f"{_short(ann.get('bbox'))}")
+    return {"iscrowd": 0, "num_keypoints": visible, **ann}
+
+
+def _is_box(value: Any) -> bool:
+    return (isinstance(value, list) and len(value) == 4
+            and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value))
+
+
+def _check_area(area: float, where: str) -> None:
+    if not math.isfinite(area) or area < 0:
+        raise RtmpruneError(f"{where}: 'area' is {area}; an area is a finite number >= 0")
+
+
+def _check_threshold(name: str, value: Any) -> float:
+    """``nms_thr`` (an OKS) and ``score_thr`` (a keypoint score) are numbers in [0, 1]; NaN would silently
+    keep or drop every candidate (every comparison with NaN is False)."""
+    flag = f"{name} (--{name.replace('_', '-')})"
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        raise RtmpruneError(f"{flag} must be a number in [0, 1], got {_short(value)}") from None
+    if not 0.0 <= out <= 1.0:
+        raise RtmpruneError(f"{flag} must be a number in [0, 1], got {out}")
+    return out
 
 
 def _as_float(value: Any, where: str, key: str) -> float:
     try:
         out = float(value)
     except (TypeError, ValueError):
-        raise RtmpruneError(f"{where}: '{key}' must be a number, got {value!r:.40}") from None
+        raise RtmpruneError(f"{where}: '{key}' must be a number, got {_short(value)}") from None
     if not math.isfinite(out):
         raise RtmpruneError(f"{where}: '{key}' is not finite ({out})")
     return out
 
 
+def _as_array(pred: dict[str, Any], key: str, shape: tuple[int, ...], where: str) -> np.ndarray:
+    """``pred[key]`` as a finite float64 array of ``shape`` (keypoints may also come flat)."""
+    value = pred[key]
+    try:
+        out = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise RtmpruneError(f"{where}: '{key}' is not numeric: {_short(value)}") from None
+    if out.size == math.prod(shape) and out.ndim == 1:  # tolerate a flat [x0, y0, x1, y1, ...]
+        out = out.reshape(shape)
+    if out.shape != shape:
+        raise RtmpruneError(f"{where}: '{key}' has shape {list(out.shape)}, expected {list(shape)}: "
+                            f"{_short(value)}")
+    if not np.isfinite(out).all():
+        raise RtmpruneError(f"{where}: '{key}' holds a value that is not finite: {_short(value)}")
+    return out
+
+
 def _check_prediction(pred: Any, index: int, num_kpts: int, image_ids: set, source: str) -> dict[str, Any]:
     if not isinstance(pred, dict):
-        raise RtmpruneError(f"{source}: prediction {index} is not an object")
+        raise RtmpruneError(f"{source}: prediction {index} is not an object: {_short(pred)}")
     image_id = pred.get("image_id")
     where = f"{source}: prediction {index} (image_id {image_id})"
     if image_id is None:
@@ -161,27 +223,20 @@ def _check_prediction(pred: Any, index: int, num_kpts: int, image_ids: set, sour
     for key in ("keypoints", "keypoint_scores", "bbox_score"):
         if key not in pred:
             raise RtmpruneError(f"{where}: missing '{key}'")
-    try:
-        kps = np.asarray(pred["keypoints"], dtype=np.float64)
-        ks = np.asarray(pred["keypoint_scores"], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise RtmpruneError(f"{where}: 'keypoints' / 'keypoint_scores' are not numeric arrays") from None
-    if kps.ndim == 1 and kps.size == 2 * num_kpts:  # tolerate a flat [x0, y0, x1, y1, ...]
-        kps = kps.reshape(num_kpts, 2)
-    if kps.shape != (num_kpts, 2):
-        raise RtmpruneError(f"{where}: 'keypoints' has shape {list(kps.shape)}, expected [{num_kpts}, 2]")
-    if ks.shape != (num_kpts,):
-        raise RtmpruneError(f"{where}: 'keypoint_scores' has {ks.size} values, expected {num_kpts}")
-    if not (np.isfinite(kps).all() and np.isfinite(ks).all()):
-        raise RtmpruneError(f"{where}: keypoints or keypoint scores are not finite")
+    if pred.get("category_id", PERSON) != PERSON:
+        raise RtmpruneError(f"{where}: category_id {_short(pred['category_id'])}, but keypoints are "
+                            f"evaluated for person ({PERSON}) only")
+    kps = _as_array(pred, "keypoints", (num_kpts, 2), where)
+    ks = _as_array(pred, "keypoint_scores", (num_kpts,), where)
     if pred.get("area") is None:
         # MMPose without bbox_scales: the keypoints' extent
         area = float((kps[:, 0].max() - kps[:, 0].min()) * (kps[:, 1].max() - kps[:, 1].min()))
     else:
         area = _as_float(pred["area"], where, "area")
+        _check_area(area, where)
     return {
         "image_id": image_id,
-        "category_id": pred.get("category_id", 1),
+        "category_id": PERSON,
         "id": pred.get("id"),
         "keypoints": kps,
         "keypoint_scores": ks,
@@ -217,9 +272,7 @@ def evaluate_coco(
     holding one. ``sigmas`` default to COCO's (K must then be 17). pycocotools' prints go to this module's
     logger at DEBUG level.
     """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
+    nms_thr, score_thr = _check_threshold("nms_thr", nms_thr), _check_threshold("score_thr", score_thr)
     dataset, num_kpts = load_coco_annotations(ann_file)
     source = "predictions"
     if isinstance(raw_predictions, (str, os.PathLike)):
@@ -237,10 +290,15 @@ def evaluate_coco(
         sigma_arr = np.asarray(sigmas, dtype=np.float32)
         if sigma_arr.shape != (num_kpts,):
             raise RtmpruneError(f"{len(sigma_arr)} OKS sigmas given for {num_kpts} keypoints ({ann_file})")
-
     image_ids = {img["id"] for img in dataset["images"]}
     preds = [_check_prediction(p, i, num_kpts, image_ids, source) for i, p in enumerate(raw_predictions)]
+    return _coco_eval(dataset, _rescored_and_suppressed(preds, nms_thr, score_thr, sigma_arr), sigma_arr)
 
+
+def _rescored_and_suppressed(
+    preds: list[dict[str, Any]], nms_thr: float, score_thr: float, sigmas: np.ndarray
+) -> list[dict[str, Any]]:
+    """Steps 1-3 of the module docstring: COCO results (x, y, score interleaved) that survive OKS-NMS."""
     results: list[dict[str, Any]] = []
     for image_id, items in _group_by_image(preds).items():
         ks = np.stack([p["keypoint_scores"] for p in items])  # [M, K]
@@ -248,7 +306,7 @@ def evaluate_coco(
         flat = np.concatenate([np.stack([p["keypoints"] for p in items]), ks[..., None]], axis=-1)
         flat = flat.reshape(len(items), -1)  # [M, K*3] x, y, score
         areas = np.array([p["area"] for p in items], dtype=np.float64)
-        for i in oks_nms(flat, scores, areas, nms_thr, sigma_arr):
+        for i in oks_nms(flat, scores, areas, nms_thr, sigmas):
             results.append(
                 {
                     "image_id": image_id,
@@ -257,6 +315,15 @@ def evaluate_coco(
                     "score": float(scores[i]),
                 }
             )
+    return results
+
+
+def _coco_eval(
+    dataset: dict[str, Any], results: list[dict[str, Any]], sigmas: np.ndarray
+) -> dict[str, float]:
+    """Step 4: COCOeval 'keypoints' of ``results`` against the GT ``dataset``; its prints go to the log."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
 
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured):
@@ -265,11 +332,10 @@ def evaluate_coco(
         gt.createIndex()
         dt = gt.loadRes(results)
         coco_eval = COCOeval(gt, dt, "keypoints")
-        coco_eval.params.kpt_oks_sigmas = sigma_arr
+        coco_eval.params.kpt_oks_sigmas = sigmas
         coco_eval.evaluate()
         coco_eval.accumulate()
         coco_eval.summarize()
     for line in captured.getvalue().splitlines():
         log.debug("pycocotools: %s", line)
     return {name: float(v) for name, v in zip(METRIC_NAMES, coco_eval.stats, strict=True)}
-

@@ -150,10 +150,14 @@ def test_missing_and_unexpected_keys(model, t_state, tmp_path) -> None:
     partial["extra.weight"] = torch.zeros(1)
     path = tmp_path / "partial.pth"
     torch.save(partial, path)
-    with pytest.raises(RtmpruneError, match=r"1 missing keys \(first: head\.cls_y\.weight\).*extra\.weight"):
+    pattern = r"1 missing keys \(first: head\.cls_y\.weight, \(512, 256\) in the model\); " \
+        r"1 unexpected keys \(first: extra\.weight, \(1,\) in the file\)"
+    with pytest.raises(RtmpruneError, match=pattern):
         load_checkpoint(model, path)
-    load_checkpoint(model, path, strict=False)
-    assert torch.equal(model.head.cls_x.weight, t_state["head.cls_x.weight"])
+    head = model.head.cls_x.weight.clone()
+    load_checkpoint(model, path, prefix="backbone.")  # an explicit partial load: only backbone.* is read
+    assert torch.equal(model.backbone.stem[0].conv.weight, t_state["backbone.stem.0.conv.weight"])
+    assert torch.equal(model.head.cls_x.weight, head)
 
 
 @pytest.mark.parametrize("content", [{"meta": {"epoch": 3}}, {"state_dict": {}}, {}, [1, 2, 3]])

@@ -104,6 +104,12 @@ def test_prefix_loads_the_backbone_and_says_what_it_skipped(tiny_set, tmp_path, 
     assert f"{head} tensors of the model kept as initialised (head.*)" in lines[-1]
 
 
+@pytest.mark.parametrize("prefix", ["backbone", ".", ""])
+def test_a_prefix_that_names_no_module_is_refused(prefix):
+    with pytest.raises(RtmpruneError, match=r"'model\.checkpoint_prefix' must name a module and end with"):
+        load_config(CONFIG, [f"model.checkpoint_prefix={prefix!r}"])
+
+
 @pytest.mark.parametrize(
     "fault, message",
     [

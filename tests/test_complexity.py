@@ -174,3 +174,14 @@ def test_masked_transposed_conv_and_channel_last_parameter() -> None:
     got, want = measure(full, (1, 4, 3, 3)), measure(nn.ConvTranspose2d(4, 4, 2, stride=2), (1, 4, 3, 3))
     assert got.flops == want.flops == 4 * 9 * 4 * 4
     assert got.params == want.params + 4 == 4 * 4 * 4 + 4 + 4
+
+
+def test_grouped_transposed_conv_pruned_across_groups() -> None:
+    """What the pruner does to a grouped conv: position m of every group goes at once, so each group keeps
+    the same positions; the counter must equal the slim grouped ConvTranspose2d (weight [in, out/g, k])."""
+    full = nn.ConvTranspose2d(8, 12, 2, stride=2, groups=4)
+    _set(full, in_mask=torch.tensor([True, False] * 4), out_mask=torch.tensor([True, False, True] * 4))
+    slim = nn.ConvTranspose2d(4, 8, 2, stride=2, groups=4)
+    got, want = measure(full, (1, 8, 3, 3)), measure(slim, (1, 4, 3, 3))
+    assert got.flops == want.flops == 9 * 4 * 2 * 4  # input positions x in x out per group x kernel
+    assert got.params == want.params == 4 * 2 * 4 + 8

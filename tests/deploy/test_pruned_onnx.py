@@ -20,7 +20,7 @@ def pruned_checkpoint(tmp_path_factory, randomize):
     """A finetuned-style file: slim weights of a random ~55 % subnet of RTMPose-T, structure in meta."""
     full = randomize(build_model("rtmpose-t", input_size=SIZE))
     analysis = analyze_rtmpose(full)
-    active = torch.rand(analysis.num_classes, generator=torch.Generator().manual_seed(1)) < 0.55
+    active = torch.rand(analysis.num_channels, generator=torch.Generator().manual_seed(1)) < 0.55
     slim = slim_model(full, analysis, active).eval()
     meta = {"arch": "rtmpose-t", "num_keypoints": 17, "input_size": list(SIZE)}
     meta["subnet"] = export_subnet(analysis.units, active)

@@ -8,7 +8,8 @@ from tests.pruning.zoo import ZOO
 
 from rtmprune.complexity import measure
 from rtmprune.pruning import GroupFisherPruner
-from rtmprune.pruning.cost import class_costs, latency_weights
+from rtmprune.pruning.channels import Member, Role
+from rtmprune.pruning.cost import channel_costs, latency_weights
 
 
 @pytest.fixture()
@@ -25,7 +26,7 @@ def csp():
 
 def _random_active(pruner, seed):
     gen = torch.Generator().manual_seed(seed)
-    active = torch.ones(pruner.analysis.num_classes, dtype=torch.bool)
+    active = torch.ones(pruner.analysis.num_channels, dtype=torch.bool)
     for u in pruner.units:
         drop = torch.randperm(u.num_channels, generator=gen)[: u.num_channels // 2]
         active[u.offset + drop] = False
@@ -40,8 +41,8 @@ def test_uniform_time_per_mac_gives_the_flops_costs(csp):
     assert all(weights[n] == pytest.approx(price) for n in weights if n in macs)
     for seed in range(3):
         active = _random_active(pruner, seed)
-        flops = class_costs(pruner.analysis, active, "flops", pruner._kernels)
-        latency = class_costs(pruner.analysis, active, "latency", pruner._kernels, weights)
+        flops = channel_costs(pruner.analysis, active, "flops", pruner._kernels)
+        latency = channel_costs(pruner.analysis, active, "latency", pruner._kernels, weights)
         torch.testing.assert_close(latency, price * flops)
 
 
@@ -50,10 +51,10 @@ def test_a_slow_layer_makes_only_its_channels_dearer(csp):
     times = dict(macs)
     times["dw.0"] *= 3  # the depthwise conv runs at a third of the others' MAC rate
     weights = latency_weights(pruner.analysis, pruner._kernels, times)
-    active = torch.ones(pruner.analysis.num_classes, dtype=torch.bool)
-    base = class_costs(pruner.analysis, active, "flops", pruner._kernels)
-    slow = class_costs(pruner.analysis, active, "latency", pruner._kernels, weights)
-    dw_channels = pruner.analysis.member_index[("dw.0", "pass")]
+    active = torch.ones(pruner.analysis.num_channels, dtype=torch.bool)
+    base = channel_costs(pruner.analysis, active, "flops", pruner._kernels)
+    slow = channel_costs(pruner.analysis, active, "latency", pruner._kernels, weights)
+    dw_channels = pruner.analysis.index.positions[Member("dw.0", Role.PASS)]
     changed = torch.zeros_like(base, dtype=torch.bool)
     changed[dw_channels] = True
     dw_cost = macs["dw.0"] / len(dw_channels)  # k·S per channel: the layer's MACs over its width

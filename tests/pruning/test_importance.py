@@ -9,6 +9,7 @@ from tests.pruning.zoo import ZOO
 from torch import nn
 
 from rtmprune.pruning import GroupFisherPruner
+from rtmprune.pruning.channels import Role
 
 
 class CatNet(nn.Module):
@@ -31,12 +32,12 @@ class CatNet(nn.Module):
 
 def brute_force_fisher(model: CatNet, pruner: GroupFisherPruner, x: torch.Tensor) -> torch.Tensor:
     """Σ_b (Σ_consumers ∂L_b/∂m)²: one explicit mask per consumer input, one backward per sample."""
-    consumers = {f: i for (f, s), i in pruner.analysis.member_index.items() if s == "in"}
+    consumers = {m.fqn: i for m, i in pruner.analysis.index if m.role is Role.CONSUMER}
     masks = {f: torch.ones(len(i), requires_grad=True) for f, i in consumers.items()}
     handles = [model.get_submodule(f).register_forward_pre_hook(
         lambda m, a, f=f: (a[0] * (masks[f].view(1, -1, 1, 1) if a[0].ndim == 4 else masks[f]),))
         for f in consumers]
-    K = pruner.analysis.num_classes
+    K = pruner.analysis.num_channels
     total = torch.zeros(K, dtype=torch.float64)
     for b in range(x.shape[0]):
         loss = model(x[b : b + 1]).square().sum()

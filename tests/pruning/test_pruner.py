@@ -52,7 +52,7 @@ def test_divisor_mode_ends_at_multiples_and_target():
             break
         train_steps(model, pruner, x, steps=1)
     assert pruner.done and pruner.flop_ratio <= 0.6
-    assert all(u.num_active % 4 == 0 for u in pruner.units)
+    assert all(width % 4 == 0 for width in pruner.widths().values())
     slim = assert_slim_equals_masked(model, pruner, x, divisor=4)
     assert sum(p.numel() for p in slim.parameters()) == sum(p.numel() for p in pruner.slim().parameters())
 

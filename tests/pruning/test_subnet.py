@@ -97,7 +97,7 @@ def test_export_apply_roundtrip_random_channels():
     model, x = cls(), torch.randn(shape)
     pruner = GroupFisherPruner(model, x[:1])
     pruner.active[torch.tensor([0, 3, 17, 20, 33])] = False
-    pruner._set_active(pruner.active)
+    pruner.set_active(pruner.active)
     sub = pruner.export_subnet()
     assert sub["format"] == "rtmprune.subnet/1"
     json.dumps(sub)

@@ -10,6 +10,7 @@ from tests.pruning.zoo import ZOO
 
 from rtmprune.models import build_model
 from rtmprune.pruning import analyze_model
+from rtmprune.pruning.channels import Member, Role
 from shared_paths import MMRAZOR
 
 
@@ -35,20 +36,22 @@ def test_rtmpose_s_unit_members_match_mmrazor(rtmpose_s_analysis):
     main = _unit(a, "backbone.stage1.1.main_conv.conv")
     s = "backbone.stage1.1."
     # producers: main_conv, the block's pointwise conv (residual add), attention.fc out [0:32)
-    assert {f for (f, side) in main.members if side == "out"} == {
+    assert set(main.modules_with(Role.PRODUCER)) == {
         s + "main_conv.conv", s + "blocks.0.conv2.pointwise_conv.conv", s + "attention.fc"}
-    assert {f for (f, side) in main.members if side == "in"} == {
+    assert set(main.modules_with(Role.CONSUMER)) == {
         s + "blocks.0.conv1.conv", s + "final_conv.conv", s + "attention.fc"}
-    assert [p for ps in main.members[(s + "final_conv.conv", "in")] for p in ps] == list(range(32))
+    final_in = main.members[Member(s + "final_conv.conv", Role.CONSUMER)]
+    assert [p for ps in final_in for p in ps] == list(range(32))
     short = _unit(a, s + "short_conv.conv")
-    assert [p for ps in short.members[(s + "attention.fc", "out")] for p in ps] == list(range(32, 64))
+    fc_out = short.members[Member(s + "attention.fc", Role.PRODUCER)]
+    assert [p for ps in fc_out for p in ps] == list(range(32, 64))
     block = _unit(a, s + "blocks.0.conv1.conv")
-    assert (s + "blocks.0.conv2.depthwise_conv.conv", "pass") in block.members
+    assert Member(s + "blocks.0.conv2.depthwise_conv.conv", Role.PASS) in block.members
     spp = _unit(a, "backbone.stage4.1.conv1.conv")
-    assert [p for p in spp.members[("backbone.stage4.1.conv2.conv", "in")]] == [
-        [c, c + 256, c + 512, c + 768] for c in range(256)]
+    assert list(spp.members[Member("backbone.stage4.1.conv2.conv", Role.CONSUMER)]) == [
+        (c, c + 256, c + 512, c + 768) for c in range(256)]
     last = _unit(a, "backbone.stage4.2.final_conv.conv")
-    assert ("head.final_layer", "in") in last.members  # final_layer's input belongs to the backbone unit
+    assert Member("head.final_layer", Role.CONSUMER) in last.members  # its input belongs to the backbone unit
 
 
 def test_rtmpose_s_head_units_excluded_with_reasons(rtmpose_s_analysis):
@@ -71,7 +74,7 @@ def test_rtmpose_t_units():
         ("concat", {"stem.0_(0, 12)_12", "l.0_(0, 8)_8", "r.0_(0, 6)_6", "fuse.0_(0, 10)_10"}, {}),
         ("slicing", {"stem.0_(6, 16)_10"}, {"stem.0_(0, 6)_6": "constant channel slice"}),
         ("split_chunk", {"cv1.0_(0, 12)_6"}, {}),
-        ("grouped_conv", {"pw.0_(0, 12)_12"}, {"g.1_(0, 16)_16": "grouped convolution"}),
+        ("grouped_conv", {"pw.0_(0, 12)_12", "stem.0_(0, 16)_4", "g.0_(0, 16)_4"}, {}),  # 4 groups of 4
         ("norms", {"c1_(0, 12)_12", "c4_(0, 10)_10"}, {"c3_(0, 8)_8": "GroupNorm"}),
         ("opaque_leaf", {"stem.0_(0, 12)_12"}, {"a.0_(0, 8)_8": "opaque module odd"}),
         ("flatten_linear", {"down.1.0_(0, 6)_6"}, {"fc2_(0, 5)_5": "model output"}),
@@ -89,7 +92,7 @@ def test_zoo_units(name, prunable, excluded):
 def test_depthwise_is_a_pass_member_and_flatten_expands():
     a = analyze_model(ZOO["depthwise"][0](), torch.randn(2, 3, 16, 16))
     expand = next(u for u in a.units if u.name.startswith("expand.0"))
-    assert ("dw.0", "pass") in expand.members
+    assert Member("dw.0", Role.PASS) in expand.members
     a = analyze_model(ZOO["flatten_linear"][0](), torch.randn(2, 3, 16, 16))
     down = next(u for u in a.units if u.name.startswith("down.1.0"))
-    assert down.members[("fc1", "in")][1] == list(range(16, 32))  # channel 1 owns fc1 inputs 16..31
+    assert down.members[Member("fc1", Role.CONSUMER)][1] == tuple(range(16, 32))  # fc1 inputs 16..31

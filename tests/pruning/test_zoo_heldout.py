@@ -7,11 +7,14 @@ import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 from tests.pruning.helpers import assert_slim_equals_masked, train_steps
 from tests.pruning.zoo import ZOO
 from torch import nn
 
-from rtmprune.pruning import GroupFisherPruner, analyze_model, rules
+from rtmprune.pruning import GroupFisherPruner, analyze_model
+from rtmprune.pruning.rules_functions import FUNCTION_RULES
+from rtmprune.pruning.rules_methods import METHOD_RULES
 
 
 def _random_widths(pruner: GroupFisherPruner, seed: int) -> torch.Tensor:
@@ -32,7 +35,7 @@ def test_zoo_random_widths_everywhere(name):
     pruner = GroupFisherPruner(model, x[:1], normalization="flops", interval=1, target_flop_ratio=0.2)
     train_steps(model, pruner, x, steps=1)  # BN statistics and weights away from their init
     for seed in range(2):
-        pruner._set_active(_random_widths(pruner, seed))
+        pruner.set_active(_random_widths(pruner, seed))
         assert_slim_equals_masked(model, pruner, x)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # units with channel-mixing norms are not padded (warned)
@@ -65,6 +68,11 @@ def _reasons(name: str) -> tuple[set[str], dict[str, str]]:
         ("shared_modules", {"c1_(0, 8)_8"}, {"c2_(0, 12)_12": "up is called on tensors of different widths"}),
         ("super_resolution", {"c2_(0, 8)_8"}, {"c3_(0, 12)_12": "PixelShuffle"}),
         ("ghostnet", {"g1.primary.0_(0, 8)_8"}, {"g2.primary.0_(0, 6)_6": "constant channel slice"}),
+        # grouped convs: each unit channel is one position of every group (4 groups of 4, 4 of 2 -> 3 wide)
+        ("resnext", {"layer1.0.conv1.0_(0, 16)_4", "layer1.0.conv2.0_(0, 16)_4", "layer1.0.conv3_(0, 24)_24",
+                     "reduce.0_(0, 8)_2", "widen.0_(0, 12)_3"}, {}),
+        # group width 2 (8 groups); the grouped ConvTranspose2d (4 groups) binds the residual stream by 4
+        ("regnet", {"stage.0.b.0_(0, 16)_2", "stage.0.proj.0_(0, 16)_4", "up_(0, 8)_2"}, {}),
     ],
 )
 def test_heldout_units(name, prunable, excluded):
@@ -108,7 +116,7 @@ def test_a_failing_rule_fixes_its_channels(monkeypatch):
     def broken(*args, **kwargs):
         raise IndexError("unforeseen arguments")
 
-    monkeypatch.setattr(rules, "_perm", broken)
+    monkeypatch.setitem(METHOD_RULES, "transpose", broken)
     units, reasons = _reasons("misc_ops")
     assert "the channel rule of transpose failed (IndexError: unforeseen arguments)" in reasons["c_(0, 6)_6"]
     assert "a_(0, 8)_8" in units
@@ -117,7 +125,7 @@ def test_a_failing_rule_fixes_its_channels(monkeypatch):
 def test_validation_catches_a_flop_count_the_rules_missed(monkeypatch):
     """Were functional interpolate not known to the rules, FPN's lateral unit would slim fine but be counted
     at full width in the masked model: the construction-time check must exclude it."""
-    monkeypatch.setattr(rules, "_COUNTED_POOL_FUNCS", set())
+    monkeypatch.setitem(FUNCTION_RULES, F.interpolate, FUNCTION_RULES[F.max_pool2d])  # a pool counting 0
     cls, shape = ZOO["fpn"]
     pruner = GroupFisherPruner(cls(), torch.randn(shape)[:1])
     reasons = {u.name: u.excluded for u in pruner.excluded}

@@ -134,7 +134,8 @@ class SplitChunk(nn.Module):
 
 
 class GroupedConv(nn.Module):
-    """Grouped conv (groups=4): its input and output units are excluded (whole groups are not pruned)."""
+    """Grouped conv (groups=4): its input and output units have 4 channels, each one position of every group
+    (pruned in all groups at once, so the groups stay equal)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -973,6 +974,74 @@ class MiscOps(nn.Module):
         return self.fc(torch.flatten(y, start_dim=1))
 
 
+class ResNeXtBlock(nn.Module):
+    """ResNeXt bottleneck: 1x1 -> grouped 3x3 (cardinality ``groups``) -> 1x1, projection or identity
+    shortcut."""
+
+    def __init__(self, cin: int, width: int, cout: int, groups: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = cbr(cin, width, 1)
+        self.conv2 = nn.Sequential(nn.Conv2d(width, width, 3, stride, 1, groups=groups, bias=False),
+                                   nn.BatchNorm2d(width), nn.ReLU())
+        self.conv3, self.bn3 = nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout)
+        self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        return F.relu(self.bn3(self.conv3(self.conv2(self.conv1(x)))) + self.shortcut(x))
+
+
+class ResNeXt(nn.Module):
+    """ResNeXt-like: a projection block and an identity block, 4 groups of 4 channels, then a grouped conv
+    that widens each group (4 groups, 2 inputs -> 3 outputs each), GAP + fc."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = cbr(3, 8)
+        self.layer1 = nn.Sequential(ResNeXtBlock(8, 16, 24, groups=4, stride=2),
+                                    ResNeXtBlock(24, 16, 24, groups=4))
+        self.reduce, self.widen = cbr(24, 8, 1), cbr(8, 12, 3, groups=4)
+        self.head = Classifier(12)
+
+    def forward(self, x):
+        return self.head(self.widen(self.reduce(self.layer1(self.stem(x)))))
+
+
+class RegNetBlock(nn.Module):
+    """RegNetY block: 1x1 -> grouped 3x3 with a fixed group width (stride) -> squeeze-excite -> 1x1,
+    residual."""
+
+    def __init__(self, cin: int, cout: int, group_width: int, stride: int) -> None:
+        super().__init__()
+        self.a = cbr(cin, cout, 1)
+        self.b = nn.Sequential(nn.Conv2d(cout, cout, 3, stride, 1, groups=cout // group_width, bias=False),
+                               nn.BatchNorm2d(cout), nn.ReLU())
+        self.se = SqueezeExcite(cout, max(cin // 4, 2))
+        self.c, self.bn = nn.Conv2d(cout, cout, 1, bias=False), nn.BatchNorm2d(cout)
+        self.proj = None if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        shortcut = x if self.proj is None else self.proj(x)
+        return F.relu(self.bn(self.c(self.se(self.b(self.a(x))))) + shortcut)
+
+
+class RegNet(nn.Module):
+    """RegNetY-like stage (group width 2: 8 groups of 2 channels), then a grouped ConvTranspose2d up-sampler
+    (4 groups) before a 1x1 and the classifier."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = cbr(3, 8)
+        self.stage = nn.Sequential(RegNetBlock(8, 16, 2, stride=2), RegNetBlock(16, 16, 2, stride=1))
+        self.up = nn.ConvTranspose2d(16, 8, 2, stride=2, groups=4)
+        self.out = cbr(8, 10, 1)
+        self.head = Classifier(10)
+
+    def forward(self, x):
+        return self.head(self.out(self.up(self.stage(self.stem(x)))))
+
+
 ZOO: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
     "residual_add": (ResidualAdd, (2, 3, 16, 16)),
     "mul_gate": (MulGate, (2, 3, 16, 16)),
@@ -1016,4 +1085,6 @@ ZOO: dict[str, tuple[type[nn.Module], tuple[int, ...]]] = {
     "squeezenet": (SqueezeNet, (2, 3, 32, 32)),
     "ir_prelu_pad_cls": (PaddedUNetCls, (2, 3, 15, 15)),
     "misc_ops": (MiscOps, (2, 3, 16, 16)),
+    "resnext": (ResNeXt, (2, 3, 16, 16)),
+    "regnet": (RegNet, (2, 3, 16, 16)),
 }

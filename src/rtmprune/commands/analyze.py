@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     pruner = GroupFisherPruner(model, torch.zeros(shape or (1, 3, 256, 192)))
     if args.subnet:
         pruner.apply_subnet(args.subnet)
-    units = [u.describe() for u in pruner.units]
+    widths = pruner.widths()
+    units = [u.describe(widths[u.name]) for u in pruner.units]
     excluded = [u.describe() for u in pruner.excluded]
     if args.json:
         print(json.dumps({"units": units, "excluded": excluded, "channels": sum(u["channels"] for u in units),

@@ -1,8 +1,10 @@
 """Generic GroupFisher channel pruning for PyTorch models (knows nothing of RTMPose).
 
-graph.py (fx trace + channel propagation) -> rules.py (op table) -> units.py (channel units) -> masks.py
-(soft masks) -> importance.py (Fisher) -> cost.py (normalisers) -> schedule.py (what to prune) ->
-pruner.py (GroupFisherPruner) -> subnet.py (export / apply / slim).
+channels.py (shared types: union-find, members, channel graph) <- rules_shape.py, rules_modules.py,
+rules_methods.py, rules_functions.py (op rule tables) <- graph.py (fx trace + propagation) -> units.py
+(channel units) + index.py (global ids, the fixed column) -> masks.py (soft masks) -> importance.py (Fisher)
+-> cost.py (normalisers) -> schedule.py (what to prune) -> pruner.py (GroupFisherPruner) -> subnet.py
+(export / apply / slim).
 """
 
 from rtmprune.pruning.pruner import GroupFisherPruner, apply_subnet, slim_from_subnet

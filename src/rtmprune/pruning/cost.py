@@ -4,7 +4,7 @@
   whose *output* carries the channel (producers and depthwise convs), as the paper's ΔM and MMRazor's 'act'.
 - ``flops``: MACs removed with the channel, from the current active widths: a producer loses
   ``k·active_in·S`` per output channel, a consumer ``k·active_out·S`` per input channel, a depthwise conv
-  ``k·S`` once (MMRazor counts it on both sides; we count it once -- bug §9.9).
+  ``k·S`` once (MMRazor counts it on both sides; we count it once: bug groupfisher-mmrazor.md §9.9).
 - ``latency``: the ``flops`` rule with every layer's MACs priced at that layer's *measured* time per MAC
   (``latency_weights``). On a CPU runtime a MAC of a 7x7 conv with 17 outputs or of a full-resolution stem
   conv costs several times a MAC of a 1x1 conv in stage 4, so FLOPs alone steer pruning to the wrong layers.
@@ -21,9 +21,10 @@ from collections.abc import Mapping
 
 import torch
 
+from rtmprune.pruning.channels import Role
 from rtmprune.pruning.units import Analysis
 
-__all__ = ["NORMALIZATIONS", "class_costs", "latency_weights"]
+__all__ = ["NORMALIZATIONS", "channel_costs", "latency_weights"]
 
 NORMALIZATIONS = ("act", "flops", "latency", "none")
 
@@ -36,13 +37,6 @@ def _positions(analysis: Analysis) -> dict[str, int]:
             n = math.prod(c.out_shape[2:]) if c.kind == "conv" else math.prod(c.out_shape[1:-1])
             out[c.fqn] = out.get(c.fqn, 0) + n
     return out
-
-
-def _sides(analysis: Analysis) -> dict[str, dict[str, torch.Tensor]]:
-    sides: dict[str, dict[str, torch.Tensor]] = {}
-    for (fqn, side), index in analysis.member_index.items():
-        sides.setdefault(fqn, {})[side] = index
-    return sides
 
 
 def _nearest_members(path: str, members: list[str]) -> list[str]:
@@ -73,7 +67,7 @@ def latency_weights(analysis: Analysis, kernels: Mapping[str, int],
     split evenly between them. Paths with no member nearby are fixed costs and are ignored. Members with no
     time get the median price of the timed ones, so they behave as under ``flops``.
     """
-    sides, positions = _sides(analysis), _positions(analysis)
+    sides, positions = analysis.members_by_module(), _positions(analysis)
     members = [f for f in sides if f in positions]
     charged: dict[str, float] = {}
     for path, seconds in module_times.items():
@@ -83,52 +77,55 @@ def latency_weights(analysis: Analysis, kernels: Mapping[str, int],
     weights: dict[str, float] = {}
     for fqn in members:
         entry, k = sides[fqn], kernels.get(fqn, 1)
-        if "pass" in entry:
-            macs = k * len(entry["pass"]) * positions[fqn]
+        if Role.PASS in entry:
+            macs = k * len(entry[Role.PASS]) * positions[fqn]
         else:
-            macs = k * math.prod(len(entry[s]) for s in ("in", "out") if s in entry) * positions[fqn]
+            widths = [len(entry[r]) for r in (Role.CONSUMER, Role.PRODUCER) if r in entry]
+            macs = k * math.prod(widths) * positions[fqn]
         if fqn in charged and macs > 0 and charged[fqn] > 0:
             weights[fqn] = charged[fqn] / macs
     fallback = statistics.median(weights.values()) if weights else 1.0
     return {fqn: weights.get(fqn, fallback) for fqn in members}
 
 
-def class_costs(analysis: Analysis, active: torch.Tensor, kind: str, kernels: Mapping[str, int],
+def channel_costs(analysis: Analysis, active: torch.Tensor, kind: str, kernels: Mapping[str, float],
                 weights: Mapping[str, float] | None = None) -> torch.Tensor:
-    """Cost of one channel for every global channel id, float64 ``[K]`` (``kernels``: fqn -> k numel;
-    ``weights``: fqn -> price of a MAC, required for ``latency``)."""
-    K = analysis.num_classes
+    """Cost of one channel for every global channel id, float64 ``[K]`` (``kernels``: fqn -> MACs of one
+    (input, output) channel pair at one position; ``weights``: fqn -> price of a MAC, for ``latency``)."""
+    index = analysis.index
     if kind == "none":
-        return torch.ones(K, dtype=torch.float64)
+        return torch.ones(index.num_channels, dtype=torch.float64)
     if kind not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {kind!r}")
     if kind == "latency" and weights is None:
         raise ValueError("normalization 'latency' needs per-layer weights (see latency_weights)")
-    ext = torch.cat([active.bool().cpu(), torch.ones(1, dtype=torch.bool)])
-    calls = _positions(analysis)
-    cost = torch.zeros(K + 1, dtype=torch.float64)
-
-    def charge(index: torch.Tensor, per: float) -> None:
-        cost.index_add_(0, index, torch.full((len(index),), float(per), dtype=torch.float64))
-
-    for fqn, entry in _sides(analysis).items():
-        if fqn not in calls:
-            continue  # BN, pools...: not counted (as MMRazor)
-        positions = calls[fqn]
-        k = kernels.get(fqn, 1)
-        price = weights[fqn] if kind == "latency" else 1.0
-        if "pass" in entry:  # depthwise conv: one channel in, one out
-            charge(entry["pass"], positions * (1 if kind == "act" else k * price))
-            continue
-        idx_in, idx_out = entry.get("in"), entry.get("out")
-        n_in = int(ext[idx_in].sum()) if idx_in is not None else 0
-        n_out = int(ext[idx_out].sum()) if idx_out is not None else 0
-        if idx_out is not None:
-            charge(idx_out, positions if kind == "act" else k * n_in * positions * price)
-        if idx_in is not None and kind != "act":
-            charge(idx_in, k * n_out * positions * price)
-    cost = cost[:K]
+    alive = index.extend(active.bool().cpu(), True)
+    cost = index.accumulator(dtype=torch.float64)
+    positions = _positions(analysis)
+    for fqn, entry in analysis.members_by_module().items():
+        price = weights[fqn] if kind == "latency" and fqn in positions else 1.0
+        for ids, per in _member_costs(entry, alive, kind, kernels.get(fqn, 1), price, positions.get(fqn)):
+            cost.index_add_(0, ids, torch.full((len(ids),), float(per), dtype=torch.float64))
+    cost = index.prunable(cost)
     if kind == "latency":  # a channel whose layers were never timed: the cheapest timed channel's price
         floor = float(cost[cost > 0].min()) if bool((cost > 0).any()) else 1.0
         return torch.where(cost > 0, cost, torch.full_like(cost, floor))
     return torch.where(cost > 0, cost, torch.ones_like(cost))
+
+
+def _member_costs(entry: Mapping[Role, torch.Tensor], alive: torch.Tensor, kind: str, k: float, price: float,
+                  positions: int | None) -> list[tuple[torch.Tensor, float]]:
+    """(ids, cost of each) charged by one conv/linear; nothing for BN, pools... (not counted, as MMRazor)."""
+    if positions is None:
+        return []
+    if Role.PASS in entry:  # depthwise conv: one channel in, one out
+        return [(entry[Role.PASS], positions * (1 if kind == "act" else k * price))]
+    ids_in, ids_out = entry.get(Role.CONSUMER), entry.get(Role.PRODUCER)
+    n_in = int(alive[ids_in].sum()) if ids_in is not None else 0
+    n_out = int(alive[ids_out].sum()) if ids_out is not None else 0
+    charged = []
+    if ids_out is not None:
+        charged.append((ids_out, positions if kind == "act" else k * n_in * positions * price))
+    if ids_in is not None and kind != "act":
+        charged.append((ids_in, k * n_out * positions * price))
+    return charged

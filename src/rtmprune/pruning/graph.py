@@ -1,101 +1,30 @@
 """Trace a model with torch.fx and follow every channel through the graph.
 
-A *channel element* is one channel of one tensor. Elements are merged (union-find) when an op forces two
-channels to be removed together (residual add, ``x * gate``, a depthwise conv's input and output, ...), and
-*blocked* with a reason when removing them would change the model's interface or cannot be expressed by
-slicing parameters (model inputs/outputs, reductions over channels, grouped convs, opaque modules).
-
 The pass is an ``fx.Interpreter`` run on real example inputs, in the spirit of ``ShapeProp``: it knows every
-shape, so reshapes and broadcasts are resolved from shapes rather than from argument parsing. Op rules live in
-``rules.py``; this file only owns the tracer, the union-find and the bookkeeping of module *members*:
-``(module FQN, side)`` -> list of element ids (``-1`` = untracked, i.e. fixed), where side is ``"in"``
-(consumer input channels), ``"out"`` (producer output channels), ``"pass"`` (per-channel layers such as BN or
-depthwise conv: in == out) or ``"norm"`` (a norm whose statistics mix channels: needs mask-aware statistics).
+shape, so reshapes and broadcasts are resolved from shapes rather than from argument parsing. It overrides
+fx's own per-op methods (``placeholder``, ``get_attr``, ``call_module``, ``call_function``, ``call_method``,
+``output``); each runs the op, then the op's channel rule from a table: ``rules_modules`` by module type,
+``rules_functions`` by function, ``rules_methods`` by method name. The types they share (union-find,
+members, the channel graph) live in ``channels.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+import functools
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import fx, nn
 
 from rtmprune.errors import RtmpruneError
+from rtmprune.pruning.channels import ChannelGraph, Member, Op, Role, UnionFind, param_channel_dim
+from rtmprune.pruning.rules_functions import VALUE_RULES, function_rule
+from rtmprune.pruning.rules_methods import METHOD_RULES, OpRule
+from rtmprune.pruning.rules_modules import apply_module_rule
+from rtmprune.pruning.rules_shape import block_inputs, unknown
 
-__all__ = ["UnionFind", "CallRecord", "ChannelGraph", "trace", "build_channel_graph"]
-
-Cmap = dict[int, list[int]]  # tensor dim -> element id per index along that dim
-
-
-class UnionFind:
-    """Channel elements with path-compressed union-find and per-set blocking reasons."""
-
-    def __init__(self) -> None:
-        self.parent: list[int] = []
-        self.reasons: dict[int, set[str]] = {}
-
-    def new(self, n: int, reason: str | None = None) -> list[int]:
-        start = len(self.parent)
-        self.parent.extend(range(start, start + n))
-        ids = list(range(start, start + n))
-        if reason is not None:
-            for i in ids:
-                self.reasons[i] = {reason}
-        return ids
-
-    def find(self, x: int) -> int:
-        root = x
-        while self.parent[root] != root:
-            root = self.parent[root]
-        while self.parent[x] != root:  # path compression
-            self.parent[x], x = root, self.parent[x]
-        return root
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra == rb:
-            return
-        self.parent[rb] = ra
-        if rb in self.reasons:
-            self.reasons.setdefault(ra, set()).update(self.reasons.pop(rb))
-
-    def union_lists(self, a: Sequence[int], b: Sequence[int]) -> None:
-        for x, y in zip(a, b, strict=True):
-            if x >= 0 and y >= 0:
-                self.union(x, y)
-
-    def block(self, ids: Iterable[int], reason: str) -> None:
-        for i in ids:
-            if i >= 0:
-                self.reasons.setdefault(self.find(i), set()).add(reason)
-
-    def reasons_of(self, x: int) -> set[str]:
-        return self.reasons.get(self.find(x), set())
-
-
-@dataclass
-class CallRecord:
-    """One call of a conv/linear leaf (or a matmul) with its shapes, for cost and MAC counting."""
-
-    fqn: str | None  # None for function calls (matmul)
-    kind: str  # "conv", "linear", "matmul"
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-    macs: int = 0  # for matmul: fixed MACs (per batch element 0 excluded: counted at example batch)
-
-
-@dataclass
-class ChannelGraph:
-    """What the propagation found; ``units.py`` turns it into channel units."""
-
-    uf: UnionFind
-    members: dict[tuple[str, str], list[int]] = field(default_factory=dict)
-    order: dict[str, int] = field(default_factory=dict)  # module FQN -> first call (topological order)
-    calls: list[CallRecord] = field(default_factory=list)
-    opaque: dict[str, str] = field(default_factory=dict)  # module FQN -> why it was made a leaf
-    batch: int = 1
+__all__ = ["trace", "build_channel_graph"]
 
 
 class _Tracer(fx.Tracer):
@@ -148,28 +77,93 @@ def trace(model: nn.Module, leaf_modules: Sequence[type | str] = ()) -> tuple[fx
 
 
 class _Propagator(fx.Interpreter):
-    """Runs the graph on real tensors and maps each value to its channel elements (see ``rules.py``)."""
+    """Runs the graph on real tensors and maps each value to its channel elements."""
 
     def __init__(self, gm: fx.GraphModule, cg: ChannelGraph) -> None:
         super().__init__(gm, garbage_collect_values=False)
         self.cg = cg
         self.cmaps: dict[fx.Node, Any] = {}
+        self.node: fx.Node | None = None
 
     def run_node(self, n: fx.Node) -> Any:
-        from rtmprune.pruning import rules  # local: rules imports this module's types
+        self.node = n  # fx passes the per-op methods only target and args; the rules need the node's cmaps
+        return super().run_node(n)
 
-        result = super().run_node(n)
-        args, kwargs = self.fetch_args_kwargs_from_env(n)
+    def placeholder(self, target: str, args: tuple, kwargs: dict) -> Any:
+        x = super().placeholder(target, args, kwargs)
+        if isinstance(x, torch.Tensor) and x.ndim >= 2:
+            self.cmaps[self.node] = {d: self.cg.uf.new(x.shape[d], "model input") for d in {1, x.ndim - 1}}
+        return x
+
+    def get_attr(self, target: str, args: tuple, kwargs: dict) -> Any:
+        p = super().get_attr(target, args, kwargs)
+        self.cmaps[self.node] = _parameter(self.cg, target, p)
+        return p
+
+    def output(self, target: str, args: tuple, kwargs: dict) -> Any:
+        block_inputs(self.cg, self._op("output", args, kwargs, None), "reaches the model output")
+        return super().output(target, args, kwargs)
+
+    def call_module(self, target: str, args: tuple, kwargs: dict) -> Any:
+        result = super().call_module(target, args, kwargs)
+        module = self.fetch_attr(target)
+        rule = functools.partial(apply_module_rule, module=module)
+        self._propagate(self._op(target, args, kwargs, result), rule, any_result=True)  # checks itself
+        return result
+
+    def call_function(self, target: Any, args: tuple, kwargs: dict) -> Any:
+        result = super().call_function(target, args, kwargs)
+        name = getattr(target, "__name__", str(target))
+        rule = function_rule(target)
+        self._propagate(self._op(name, args, kwargs, result), rule, any_result=rule in VALUE_RULES)
+        return result
+
+    def call_method(self, target: str, args: tuple, kwargs: dict) -> Any:
+        result = super().call_method(target, args, kwargs)
+        rule = METHOD_RULES.get(target)
+        self._propagate(self._op(target, args, kwargs, result), rule, any_result=rule in VALUE_RULES)
+        return result
+
+    def _op(self, name: str, args: tuple, kwargs: dict, result: Any) -> Op:
+        n = self.node
         cargs = fx.node.map_arg(n.args, lambda a: self.cmaps.get(a))
         ckwargs = fx.node.map_arg(n.kwargs, lambda a: self.cmaps.get(a))
-        ctx = rules.Ctx(self.cg, n, args, kwargs, cargs, ckwargs, result, self.module)
+        return Op(name, args, kwargs, tuple(cargs), dict(ckwargs), result)
+
+    def _propagate(self, op: Op, rule: OpRule | None, any_result: bool) -> None:
+        """The node's channel map by ``rule``; none, one for tensors on another result, or one that raises
+        fixes the node's input channels."""
         try:
-            self.cmaps[n] = rules.propagate(ctx)
+            if rule is None or not (any_result or _tensors(op.result)):
+                cmap = unknown(self.cg, op)
+            else:
+                cmap = rule(self.cg, op)
         except Exception as err:  # a call no rule foresaw: fix its channels rather than fail the analysis
-            rules.unknown(ctx, f"the channel rule of {ctx.what()} failed ({type(err).__name__}: "
-                               f"{' '.join(str(err).split())[:80]})")
-            self.cmaps[n] = None
-        return result
+            unknown(self.cg, op, f"the channel rule of {op.name} failed ({type(err).__name__}: "
+                                 f"{' '.join(str(err).split())[:80]})")
+            cmap = None
+        self.cmaps[self.node] = cmap
+
+
+def _tensors(value: Any) -> bool:
+    """A tensor, or a non-empty tuple/list of tensors: the results the op rules know how to map."""
+    if isinstance(value, torch.Tensor):
+        return True
+    return isinstance(value, (tuple, list)) and bool(value) and all(isinstance(v, torch.Tensor)
+                                                                        for v in value)
+
+
+def _parameter(cg: ChannelGraph, target: str, p: Any) -> dict | None:
+    """A bare per-channel Parameter (layer scale ``gamma``, a learned bias): member ``(owner, PARAM, name)``;
+    its channels follow wherever it is used; slimming slices it along that dim."""
+    dim = param_channel_dim(p) if isinstance(p, nn.Parameter) else None
+    if dim is None:
+        return None
+    owner, _, name = target.rpartition(".")
+    member = Member(owner, Role.PARAM, name)
+    ids = cg.members[member] if member in cg.members else cg.uf.new(p.shape[dim])
+    cg.add_member(member, ids, p.shape[dim])
+    return {dim: ids}
 
 
 def build_channel_graph(

@@ -2,15 +2,15 @@
 
 For a channel c with a (virtual) mask m_c on the input of every consumer, the per-sample gradient is
 ``g[b, c] = Σ_consumers Σ_calls Σ_positions A·∂L/∂A`` over each consumer's *own* slice of its input (this
-fixes MMRazor's concatenation bug §9.1). Eq. 4 of the paper sums coupled copies *inside* the square, so the
-batch score is ``Σ_b g[b, c]²`` -- squared after summing consumers, exactly as MMRazor's
-``current_batch_fisher`` -- accumulated in float64 over the interval.
+fixes MMRazor's concatenation bug, groupfisher-mmrazor.md §9.1). Eq. 4 of the paper sums coupled copies
+*inside* the square, so the batch score is ``Σ_b g[b, c]²`` -- squared after summing consumers, exactly as
+MMRazor's ``current_batch_fisher`` -- accumulated in float64 over the interval.
 
 How ``A·∂L/∂A`` is obtained without storing anything extra: a forward pre-hook on each consumer hands the
 module a fresh view of its input and registers a tensor hook on that view. The view's gradient is this
 consumer's contribution only (a tensor hook on a shared input would see the sum of all readers' gradients),
 and the input itself is already saved by the conv/linear for its own backward. No legacy module backward
-hooks (§9.6), and it runs unchanged inside DDP (hooks live on the inner modules).
+hooks (groupfisher-mmrazor.md §9.6), and it runs unchanged inside DDP (hooks live on the inner modules).
 
 Criteria are pluggable: a criterion maps per-sample mask gradients ``[B, K]`` to a batch score ``[K]``.
 """
@@ -22,6 +22,9 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from rtmprune.pruning.channels import Role
+from rtmprune.pruning.index import ChannelIndex
 
 __all__ = ["Criterion", "fisher", "taylor", "FisherRecorder"]
 
@@ -44,24 +47,26 @@ class FisherRecorder:
     ``end_iteration(grad_scale)`` turns them into a batch score (criterion) and adds it to the interval
     accumulator. ``grad_scale`` is the AMP loss scale the backward ran with: the gradients are divided by it
     first, so the score is that of the true loss and iterations with different scales add up correctly
-    (MMRazor squares the scale into the Fisher, §9.8).
+    (MMRazor squares the scale into the Fisher, groupfisher-mmrazor.md §9.8).
     """
 
-    def __init__(self, num_classes: int, criterion: Criterion = fisher) -> None:
-        self.num_classes = num_classes
+    def __init__(self, index: ChannelIndex, criterion: Criterion = fisher) -> None:
+        self.index = index
         self.criterion = criterion
         self.enabled = True
-        self.scores = torch.zeros(num_classes, dtype=torch.float64)
-        self._grads: torch.Tensor | None = None  # [B, K + 1]; the last column collects fixed channels
+        self.scores = torch.zeros(index.num_channels, dtype=torch.float64)
+        self._grads: torch.Tensor | None = None  # [B, K + 1] accumulator (index.py: the fixed column)
         self._blocks: list[torch.Tensor] = []  # finished [B, K + 1] blocks of this iteration
         self._handles: list[Any] = []
 
-    def attach(self, model: nn.Module, consumers: dict[str, torch.Tensor]) -> None:
-        """Hook every consumer FQN of ``model``; ``consumers[fqn]`` maps input positions to channel ids."""
-        for fqn, index in consumers.items():
-            module = model.get_submodule(fqn)
+    def attach(self, model: nn.Module) -> None:
+        """Hook every consumer of ``model`` that reads a prunable channel."""
+        for member, ids in self.index:
+            if member.role is not Role.CONSUMER or not self.index.touches_prunable(member):
+                continue
+            module = model.get_submodule(member.fqn)
             dim = -1 if isinstance(module, nn.Linear) else 1
-            self._handles.append(module.register_forward_pre_hook(self._make_hook(module, index, dim)))
+            self._handles.append(module.register_forward_pre_hook(self._make_hook(module, ids, dim)))
 
     def detach(self) -> None:
         for h in self._handles:
@@ -97,8 +102,7 @@ class FisherRecorder:
         per = per.to(torch.float64)
         if self._grads is None or self._grads.shape[0] != per.shape[0] or self._grads.device != per.device:
             self._flush()
-            self._grads = torch.zeros(per.shape[0], self.num_classes + 1, dtype=torch.float64,
-                                      device=per.device)
+            self._grads = self.index.accumulator(per.shape[0], dtype=torch.float64, device=per.device)
         self._grads.index_add_(1, index, per)
 
     def _flush(self) -> None:
@@ -115,7 +119,7 @@ class FisherRecorder:
                 self.scores = self.scores.to(grads.device)
             if grad_scale != 1.0:
                 grads = grads / grad_scale
-            self.scores += self.criterion(grads[:, : self.num_classes])
+            self.scores += self.criterion(self.index.prunable(grads))
         self._blocks.clear()
 
     def reset(self) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rtmprune.pruning.channels import Role
 from rtmprune.pruning.units import Analysis
 
 __all__ = ["MaskState", "apply_masks_to", "remove_masks", "module_masks"]
@@ -77,15 +78,14 @@ def _set_buffer(module: nn.Module, name: str, value: torch.Tensor) -> None:
 
 def module_masks(analysis: Analysis, active: torch.Tensor) -> dict[str, dict[str, torch.Tensor]]:
     """``fqn -> {"in": bool[C_in], "out": bool[C_out]}`` for every member module, from the global mask."""
-    ext = torch.cat([active.bool().cpu(), torch.ones(1, dtype=torch.bool)])
+    ext = analysis.index.extend(active.bool().cpu(), True)
     out: dict[str, dict[str, torch.Tensor]] = {}
-    for (fqn, side), index in analysis.member_index.items():
-        mask = ext[index]
-        entry = out.setdefault(fqn, {})
-        if side in ("in", "pass", "norm"):
-            entry["in"] = mask
-        if side in ("out", "pass", "norm") or side.startswith("param:"):  # param: its owner's own parameters
-            entry["out"] = mask
+    for member, ids in analysis.index:
+        entry = out.setdefault(member.fqn, {})
+        if member.role.reads_input:
+            entry["in"] = ext[ids]
+        if member.role.writes_output:  # PARAM: the owner's out mask covers its own parameters
+            entry["out"] = ext[ids]
     return out
 
 
@@ -105,10 +105,10 @@ class MaskState:
     def __init__(self, model: nn.Module, analysis: Analysis) -> None:
         self.model = model
         self.analysis = analysis
-        consumers = {f for (f, s) in analysis.member_index if s == "in"}
-        norms = {f for (f, s) in analysis.member_index if s == "norm"}
+        consumers = {m.fqn for m, _ in analysis.index if m.role is Role.CONSUMER}
+        norms = {m.fqn for m, _ in analysis.index if m.role is Role.NORM}
         ignore = list(getattr(model, _IGNORE, []))
-        for fqn in dict.fromkeys(f for (f, _) in analysis.member_index):
+        for fqn in dict.fromkeys(m.fqn for m, _ in analysis.index):
             module = model.get_submodule(fqn)
             if fqn in consumers and _mask_input not in module._forward_pre_hooks.values():
                 module.register_forward_pre_hook(_mask_input)
@@ -116,7 +116,7 @@ class MaskState:
                 module.register_forward_hook(_masked_norm)
             ignore += [f"{fqn}.in_channel_mask", f"{fqn}.out_channel_mask"]
         setattr(model, _IGNORE, sorted(set(ignore)))
-        self.update(torch.ones(analysis.num_classes, dtype=torch.bool))
+        self.update(torch.ones(analysis.num_channels, dtype=torch.bool))
 
     def update(self, active: torch.Tensor) -> None:
         _write(self.model, module_masks(self.analysis, active))

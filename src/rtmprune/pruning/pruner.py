@@ -15,6 +15,7 @@ GroupFisherDDP, groupfisher-mmrazor.md §9.2).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -25,6 +26,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils._pytree import tree_flatten
 
+from rtmprune.errors import RtmpruneError
 from rtmprune.pruning import cost, schedule, subnet
 from rtmprune.pruning.importance import Criterion, FisherRecorder, fisher
 from rtmprune.pruning.masks import MaskState, apply_masks_to
@@ -70,22 +72,19 @@ class GroupFisherPruner:
         self.analysis = analyze_model(self.model, example_inputs, leaf_modules)
         self._masks = MaskState(self.model, self.analysis)
         self._validate()
-        self._kernels = {f: math.prod(m.kernel_size) for f, m in self.model.named_modules()
-                         if isinstance(m, nn.modules.conv._ConvNd)}
+        self._kernels = _pair_macs(self.model)
         self._weights = (cost.latency_weights(self.analysis, self._kernels, module_times)
                          if normalization == "latency" else None)
-        self.active = torch.ones(self.analysis.num_classes, dtype=torch.bool)
-        self._bind_units()
-        self._recorder = FisherRecorder(self.analysis.num_classes, criterion)
-        K = self.analysis.num_classes
-        self._recorder.attach(self.model, {f: i for (f, s), i in self.analysis.member_index.items()
-                                           if s == "in" and bool((i < K).any())})
+        self.active = torch.ones(self.analysis.num_channels, dtype=torch.bool)  # the pruner's state
+        self._slices = [schedule.UnitSlice(u.name, u.offset, u.num_channels) for u in self.analysis.units]
+        self._recorder = FisherRecorder(self.analysis.index, criterion)
+        self._recorder.attach(self.model)
         self.iteration = 0
         self.history: list[dict[str, Any]] = []
         self.on_prune: Callable[[dict[str, Any]], None] | None = None
         self.flops_original = self._flops()
         self.flop_ratio = 1.0
-        self.done = self.flop_ratio <= target_flop_ratio or K == 0
+        self.done = self.flop_ratio <= target_flop_ratio or self.analysis.num_channels == 0
 
     # ------------------------------------------------------------------ units
     @property
@@ -96,12 +95,23 @@ class GroupFisherPruner:
     def excluded(self) -> list[Unit]:
         return self.analysis.excluded
 
-    def _bind_units(self) -> None:
-        for u in self.analysis.units:
-            u._active = self.active[u.offset : u.offset + u.num_channels]
-        self._slices = [schedule.UnitSlice(u.name, u.offset, u.num_channels) for u in self.analysis.units]
+    def kept(self, name: str) -> torch.Tensor:
+        """Bool mask over unit ``name``'s channels: which ones are still active (a copy)."""
+        u = self._unit(name)
+        return self.active[u.offset : u.offset + u.num_channels].clone()
 
-    def _set_active(self, active: torch.Tensor) -> None:
+    def widths(self) -> dict[str, int]:
+        """Active channels of every prunable unit, by name."""
+        return {u.name: int(self.active[u.offset : u.offset + u.num_channels].sum()) for u in self.units}
+
+    def _unit(self, name: str) -> Unit:
+        unit = next((u for u in self.units if u.name == name), None)
+        if unit is None:
+            raise KeyError(f"no prunable unit {name!r}")
+        return unit
+
+    def set_active(self, active: torch.Tensor) -> None:
+        """Set the global active mask ``[num_channels]`` (ids of ``unit.offset + j``) and the masks."""
         self.active.copy_(active)
         self._masks.update(self.active)
 
@@ -143,7 +153,7 @@ class GroupFisherPruner:
         gen = torch.Generator().manual_seed(0)
 
         def random_active(units: list[Unit]) -> torch.Tensor:
-            active = torch.ones(self.analysis.num_classes, dtype=torch.bool)
+            active = torch.ones(self.analysis.num_channels, dtype=torch.bool)
             for u in units:
                 if u.num_channels > 1:
                     k = int(torch.randint(1, u.num_channels, (1,), generator=gen))
@@ -156,16 +166,16 @@ class GroupFisherPruner:
             if why is None:
                 return []
             if len(units) == 1:
-                units[0].excluded = why
-                return units
+                return [dataclasses.replace(units[0], excluded=why)]
             half = len(units) // 2
             return failing(units[:half]) + failing(units[half:])
 
         bad = failing(list(self.analysis.units))
-        self._masks.update(torch.ones(self.analysis.num_classes, dtype=torch.bool))
+        self._masks.update(torch.ones(self.analysis.num_channels, dtype=torch.bool))
         if not bad:
             return
-        keep = [u for u in self.analysis.units if u.excluded is None]
+        names = {u.name for u in bad}
+        keep = [u for u in self.analysis.units if u.name not in names]
         self.analysis = reindex(self.analysis, keep, self.analysis.excluded + bad)
         self._masks = MaskState(self.model, self.analysis)
 
@@ -198,7 +208,9 @@ class GroupFisherPruner:
         scores = self._recorder.scores.clone()
         if dist.is_available() and dist.is_initialized():
             dist.all_reduce(scores, op=dist.ReduceOp.SUM)
-        costs = cost.class_costs(self.analysis, self.active, self.normalization, self._kernels, self._weights)
+        self._check_not_all_zero(scores)
+        costs = cost.channel_costs(self.analysis, self.active, self.normalization, self._kernels,
+                                   self._weights)
         normalized = scores.cpu() / costs
         decision = schedule.select(normalized, self.active, self._slices, self.divisor)
         for name in decision.skipped:
@@ -212,7 +224,7 @@ class GroupFisherPruner:
             as_int = active.to(scores.device, torch.uint8)
             dist.broadcast(as_int, src=0)
             active = as_int.cpu().bool()
-        self._set_active(active)
+        self.set_active(active)
         self.flop_ratio = self._flops() / self.flops_original
         self.done = self.flop_ratio <= self.target_flop_ratio
         record = {"iteration": self.iteration, "unit": decision.unit, "channels": decision.local,
@@ -220,6 +232,15 @@ class GroupFisherPruner:
         self.history.append(record)
         if self.on_prune is not None:
             self.on_prune(record)
+
+    def _check_not_all_zero(self, scores: torch.Tensor) -> None:
+        """An all-zero importance would make the schedule remove channel 0 of the first unit: refuse."""
+        live = scores.cpu()[self.active]
+        if len(live) and not bool((live != 0).any()):
+            raise RtmpruneError(
+                f"pruning: the Fisher importance is zero for every channel over iterations "
+                f"{self.iteration - self.interval + 1}-{self.iteration} (no gradient reached the pruned "
+                "layers: likely no labelled, visible keypoint in the data, or a zero loss)")
 
     # ------------------------------------------------------- state and export
     def state_dict(self) -> dict[str, Any]:
@@ -240,12 +261,12 @@ class GroupFisherPruner:
         if unknown:
             raise KeyError(f"pruner state has unit {unknown[0]!r}, which this model does not have")
         active = torch.ones_like(self.active)
-        scores = torch.zeros(self.analysis.num_classes, dtype=torch.float64)
+        scores = torch.zeros(self.analysis.num_channels, dtype=torch.float64)
         for name, entry in state["units"].items():
             u = by_name[name]
             active[u.offset : u.offset + u.num_channels] = entry["active"].bool()
             scores[u.offset : u.offset + u.num_channels] = entry["scores"].double()
-        self._set_active(active)
+        self.set_active(active)
         self._recorder.reset()
         self._recorder.scores = scores.to(self._recorder.scores.device)
         self.iteration = int(state["iteration"])
@@ -260,8 +281,8 @@ class GroupFisherPruner:
         """Set masks from our subnet format or MMRazor's ``fix_subnet`` (counts keep the first channels)."""
         choices, divisor = subnet.read_subnet(sub)
         self.subnet_divisor = divisor
-        self._set_active(subnet.subnet_to_active(self.units, self.analysis.num_classes, choices,
-                                                 sub if isinstance(sub, str) else "subnet"))
+        self.set_active(subnet.subnet_to_active(self.units, self.analysis.num_channels, choices,
+                                                sub if isinstance(sub, str) else "subnet"))
         self.flop_ratio = self._flops() / self.flops_original
 
     def slim(self, divisor: int = 1) -> nn.Module:
@@ -275,6 +296,18 @@ class GroupFisherPruner:
     def remove(self) -> None:
         """Detach the Fisher hooks (masks stay: the model keeps behaving pruned)."""
         self._recorder.detach()
+
+
+def _pair_macs(model: nn.Module) -> dict[str, float]:
+    """MACs of one (input channel, output channel) pair at one output position, per conv: the kernel size,
+    divided by the groups (a grouped conv connects each input channel to its own group's outputs only);
+    a depthwise conv is priced per channel (``cost.py``) at its kernel size."""
+    pair = {}
+    for fqn, m in model.named_modules():
+        if isinstance(m, nn.modules.conv._ConvNd):
+            depthwise = m.groups == m.in_channels == m.out_channels
+            pair[fqn] = math.prod(m.kernel_size) / (1 if depthwise else m.groups)
+    return pair
 
 
 def apply_subnet(model_or_pruner: nn.Module | GroupFisherPruner, sub: dict | str,

@@ -84,3 +84,22 @@ def test_train_with_workers_prints_the_line_of_train_without(corrupt_set, tmp_pa
     assert lines[0] == lines[1]
     assert lines[0].startswith("rtmprune train: error: cannot read image (not a valid image file): ")
     assert len(lines[0].splitlines()) == 1
+
+
+def _nan_at_3(values):
+    return [*values[:3], float("nan"), *values[4:]]
+
+
+@pytest.mark.parametrize("key, edit, shown", [("keypoints", _nan_at_3, ", nan, "),
+                                              ("bbox", lambda _: list("abcd"), "['a', 'b', 'c', 'd']")])
+def test_a_bad_annotation_is_refused_before_any_worker_starts(corrupt_set, tmp_path, key, edit, shown):
+    data = json.loads((corrupt_set / "annotations" / "train.json").read_text())
+    ann = data["annotations"][0]
+    ann[key] = edit(ann[key])
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))  # NaN is written as JSON's NaN, which json.load reads back
+    spec = {"type": "coco", "ann_file": str(path), "img_dir": str(corrupt_set / "images" / "train")}
+    with pytest.raises(RtmpruneError) as err:
+        build_dataset(spec)
+    assert str(err.value).startswith(f"annotation id {ann['id']} in {path}: '{key}' must hold ")
+    assert "finite numbers, got [" in str(err.value) and shown in str(err.value)

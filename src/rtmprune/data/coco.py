@@ -74,6 +74,20 @@ def _load_coco_json(ann_file: Path) -> tuple[dict[int, dict], list[dict]]:
     return images, data["annotations"]
 
 
+def _finite(values: Any, key: str, ann: dict, ann_file: Path, size: int | None = None) -> np.ndarray:
+    """``values`` (``ann[key]``) as finite float32 numbers: a NaN keypoint would otherwise reach the loss, and
+    a string raise numpy's message naming neither the file nor the annotation."""
+    try:
+        out = np.asarray(values, dtype=np.float32).reshape(-1)
+    except (TypeError, ValueError):
+        out = None
+    if out is None or not np.isfinite(out).all() or (size is not None and out.size != size):
+        wanted = f"{size} finite numbers" if size is not None else "finite numbers"
+        raise RtmpruneError(f"annotation id {ann['id']} in {ann_file}: '{key}' must hold {wanted}, "
+                            f"got {values!r:.60}")
+    return out
+
+
 def load_coco_instances(
     ann_file: str | os.PathLike,
     img_dir: str | os.PathLike,
@@ -93,12 +107,11 @@ def load_coco_instances(
     for ann in annotations:
         if not isinstance(ann, dict) or "id" not in ann or "image_id" not in ann:
             raise RtmpruneError(f"COCO annotation without id/image_id in {ann_file}: {ann!r:.80}")
-        unlabeled = "keypoints" not in ann or not ann["keypoints"] or max(ann["keypoints"]) == 0
-        if "bbox" not in ann or (unlabeled and not keep_unlabeled):
+        if "bbox" not in ann or ann.get("category_id", 1) != 1:
+            continue  # MMPose: not a person instance
+        raw_kpts = _finite(ann.get("keypoints") or [0.0] * (num_keypoints * 3), "keypoints", ann, ann_file)
+        if raw_kpts.max() == 0 and not keep_unlabeled:
             continue  # MMPose: not a keypoint instance
-        if ann.get("category_id", 1) != 1:
-            continue
-        raw_kpts = np.asarray(ann.get("keypoints") or [0.0] * (num_keypoints * 3), dtype=np.float32)
         if raw_kpts.size != num_keypoints * 3:
             raise RtmpruneError(
                 f"annotation id {ann['id']} in {ann_file} has {raw_kpts.size} keypoint values, "
@@ -118,7 +131,7 @@ def load_coco_instances(
         if ann.get("iscrowd", 0) or (n_kpts == 0 and not keep_unlabeled):
             continue
         w_img, h_img = img["width"], img["height"]
-        x, y, w, h = (float(v) for v in ann["bbox"][:4])
+        x, y, w, h = (float(v) for v in _finite(ann["bbox"], "bbox", ann, ann_file, size=4))
         # Clip like MMPose: to [0, W-1] x [0, H-1] (so a box touching the border loses one pixel).
         x1, x2 = np.clip([x, x + w], 0, w_img - 1)
         y1, y2 = np.clip([y, y + h], 0, h_img - 1)

@@ -83,3 +83,25 @@ def test_latency_without_times_is_refused():
     cls, shape = ZOO["csp_block"]
     with pytest.raises(ValueError, match="module_times"):
         GroupFisherPruner(cls(), torch.randn(shape)[:1], normalization="latency")
+
+
+@pytest.mark.parametrize("name", ["resnext", "regnet", "csp_block", "unet"])
+def test_flops_cost_is_the_counted_macs_one_channel_removes(name):
+    """The 'flops' cost of a unit channel (grouped convs: one position in every group; transposed convs: per
+    input position) equals what the FLOP counter stops counting in convs and linears with only it masked."""
+    cls, shape = ZOO[name]
+    model, x = cls(), torch.randn(shape)[:1]
+    pruner = GroupFisherPruner(model, x, normalization="flops")
+    layers = {n for n, m in model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d,
+                                                                   torch.nn.Linear))}
+
+    def layer_macs() -> int:
+        return sum(v for n, v in measure(model, tuple(x.shape)).per_module.items() if n in layers)
+
+    full = layer_macs()
+    costs = channel_costs(pruner.analysis, pruner.active, "flops", pruner._kernels)
+    for u in pruner.units:
+        active = torch.ones_like(pruner.active)
+        active[u.offset] = False
+        pruner.set_active(active)
+        assert costs[u.offset].item() == pytest.approx(full - layer_macs(), abs=1), u.name  # counter rounds

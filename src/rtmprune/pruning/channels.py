@@ -113,7 +113,7 @@ class CallRecord:
     """One call of a conv/linear leaf (or a matmul) with its shapes, for cost and MAC counting."""
 
     fqn: str | None  # None for function calls (matmul)
-    kind: str  # "conv", "linear", "matmul"
+    kind: str  # "conv", "conv_transpose", "linear", "matmul"
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
     macs: int = 0  # for matmul: fixed MACs (per batch element 0 excluded: counted at example batch)

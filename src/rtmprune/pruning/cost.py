@@ -10,7 +10,10 @@
   conv costs several times a MAC of a 1x1 conv in stage 4, so FLOPs alone steer pruning to the wrong layers.
   The times come from outside (any profiler that can name modules); this package never runs one.
 - ``none``: 1.
-Shapes come from the trace on the example inputs (batch divided out).
+Shapes come from the trace on the example inputs (batch divided out). ``k`` is the MACs of one (input,
+output) channel pair at one position: the kernel size, divided by the groups of a grouped conv (an input
+channel meets only its group's outputs; a unit channel is one position in every group, so it is charged once
+per group).
 """
 
 from __future__ import annotations
@@ -29,13 +32,19 @@ __all__ = ["NORMALIZATIONS", "channel_costs", "latency_weights"]
 NORMALIZATIONS = ("act", "flops", "latency", "none")
 
 
-def _positions(analysis: Analysis) -> dict[str, int]:
-    """fqn -> output positions per sample (H·W for convs, tokens for linears), summed over calls."""
+def _positions(analysis: Analysis, outputs: bool = False) -> dict[str, int]:
+    """fqn -> positions per sample (H·W for convs, tokens for linears), summed over calls: where the MACs are
+    counted, or with ``outputs`` the output positions. They differ for a transposed conv only, whose MACs the
+    counter charges per *input* position (mmengine's convention)."""
     out: dict[str, int] = {}
     for c in analysis.calls:
-        if c.fqn is not None:
-            n = math.prod(c.out_shape[2:]) if c.kind == "conv" else math.prod(c.out_shape[1:-1])
-            out[c.fqn] = out.get(c.fqn, 0) + n
+        if c.fqn is None:
+            continue
+        if c.kind == "linear":
+            n = math.prod(c.out_shape[1:-1])
+        else:
+            n = math.prod((c.in_shape if c.kind == "conv_transpose" and not outputs else c.out_shape)[2:])
+        out[c.fqn] = out.get(c.fqn, 0) + n
     return out
 
 
@@ -101,7 +110,7 @@ def channel_costs(analysis: Analysis, active: torch.Tensor, kind: str, kernels: 
         raise ValueError("normalization 'latency' needs per-layer weights (see latency_weights)")
     alive = index.extend(active.bool().cpu(), True)
     cost = index.accumulator(dtype=torch.float64)
-    positions = _positions(analysis)
+    positions = _positions(analysis, outputs=kind == "act")
     for fqn, entry in analysis.members_by_module().items():
         price = weights[fqn] if kind == "latency" and fqn in positions else 1.0
         for ids, per in _member_costs(entry, alive, kind, kernels.get(fqn, 1), price, positions.get(fqn)):

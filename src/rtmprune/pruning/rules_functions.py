@@ -25,8 +25,8 @@ import torch
 import torch.nn.functional as F
 
 from rtmprune.pruning.channels import ChannelGraph, Cmap, Op
-from rtmprune.pruning.rules_methods import METHOD_RULES, OpRule, cat, matmul, no_channels
-from rtmprune.pruning.rules_shape import broadcast, keep_dims, reshape, unknown
+from rtmprune.pruning.rules_methods import METHOD_RULES, OpRule, cat, matmul, no_channels, reshape_rule
+from rtmprune.pruning.rules_shape import broadcast, keep_dims, unknown
 
 __all__ = ["FUNCTION_RULES", "VALUE_RULES", "function_rule"]
 
@@ -104,14 +104,6 @@ def _pad(g: ChannelGraph, op: Op) -> Cmap:
     return keep_dims(g, op, op.cmap(0), x, set(range(x.ndim - padded)))
 
 
-def _elementwise(g: ChannelGraph, op: Op) -> Cmap:
-    return broadcast(g, op)
-
-
-def _reshape(g: ChannelGraph, op: Op) -> Cmap:
-    return reshape(g, op, op.cmap(0), op.args[0])
-
-
 _ELEMENTWISE = (
     operator.add, operator.sub, operator.mul, operator.truediv, operator.neg, operator.pow, operator.iadd,
     operator.isub, operator.imul, operator.itruediv, operator.floordiv,
@@ -130,11 +122,11 @@ FUNCTION_RULES: dict[Callable, OpRule] = {
     torch.cat: cat,
     torch.concat: cat,
     **dict.fromkeys((operator.matmul, torch.matmul, torch.bmm), matmul),
-    **dict.fromkeys(_ELEMENTWISE, _elementwise),
+    **dict.fromkeys(_ELEMENTWISE, broadcast),
     **dict.fromkeys(_POOLS, _pool),
     **dict.fromkeys((F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.interpolate), _counted_pool),
     F.pad: _pad,
-    **dict.fromkeys((torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze), _reshape),
+    **dict.fromkeys((torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze), reshape_rule),
 }
 
 # Rules that run whatever the result is (tuples, sizes); any other rule needs a tensor (or tensors) result.

@@ -29,7 +29,7 @@ from rtmprune.pruning.rules_shape import (
     unknown,
 )
 
-__all__ = ["OpRule", "METHOD_RULES", "no_channels", "cat", "matmul"]
+__all__ = ["OpRule", "METHOD_RULES", "no_channels", "cat", "matmul", "reshape_rule"]
 
 OpRule = Callable[[ChannelGraph, Op], "Cmap | list | None"]
 
@@ -37,10 +37,6 @@ OpRule = Callable[[ChannelGraph, Op], "Cmap | list | None"]
 def no_channels(g: ChannelGraph, op: Op) -> None:
     """Shape queries (``size``, ``dim``, ``len``...): the result carries no channels."""
     return None
-
-
-def _elementwise(g: ChannelGraph, op: Op) -> Cmap:
-    return broadcast(g, op)
 
 
 def cat(g: ChannelGraph, op: Op) -> Cmap:
@@ -121,7 +117,8 @@ def _expand(g: ChannelGraph, op: Op) -> Cmap | None:
     return keep_dims(g, op, op.cmap(0), x, set(range(x.ndim)))
 
 
-def _reshape(g: ChannelGraph, op: Op) -> Cmap:
+def reshape_rule(g: ChannelGraph, op: Op) -> Cmap:
+    """flatten/view/reshape/squeeze...: resolved from the shapes of argument 0 and the result."""
     return reshape(g, op, op.cmap(0), op.args[0])
 
 
@@ -172,7 +169,7 @@ _REDUCTIONS = ("mean", "sum", "amax", "amin", "norm", "std", "var", "logsumexp",
 
 METHOD_RULES: dict[str, OpRule] = {
     **dict.fromkeys(("size", "dim", "shape", "numel"), no_channels),
-    **dict.fromkeys(_ELEMENTWISE, _elementwise),
+    **dict.fromkeys(_ELEMENTWISE, broadcast),
     **dict.fromkeys(_REDUCTIONS, _reduction),
     "max": _max_min,
     "min": _max_min,
@@ -182,6 +179,6 @@ METHOD_RULES: dict[str, OpRule] = {
     **dict.fromkeys(("split", "unbind", "tensor_split"), _split),
     **dict.fromkeys(("matmul", "bmm"), matmul),
     **dict.fromkeys(("expand", "expand_as"), _expand),
-    **dict.fromkeys(("flatten", "view", "reshape", "unflatten", "squeeze", "unsqueeze"), _reshape),
+    **dict.fromkeys(("flatten", "view", "reshape", "unflatten", "squeeze", "unsqueeze"), reshape_rule),
     **dict.fromkeys(("permute", "transpose", "t", "movedim"), _permute),
 }

@@ -37,7 +37,8 @@ ModuleRule = Callable[[ChannelGraph, Op, nn.Module], "Cmap | None"]
 def _conv(g: ChannelGraph, op: Op, m: nn.modules.conv._ConvNd) -> Cmap:
     """Transposed convs too: same channel roles, only the weight layout differs (``subnet.py``)."""
     x, cm = op.args[0], op.cmap(0)
-    g.calls.append(CallRecord(op.name, "conv", tuple(x.shape), tuple(op.result.shape)))
+    kind = "conv_transpose" if m.transposed else "conv"
+    g.calls.append(CallRecord(op.name, kind, tuple(x.shape), tuple(op.result.shape)))
     for d, ids in cm.items():
         if d != 1:
             g.uf.block(ids, f"spatial dim of {op.name}")

@@ -156,6 +156,20 @@ def test_every_load_says_what_it_loaded(finished, tmp_path, capsys):
     ]
 
 
+def test_a_config_subnet_that_contradicts_the_file_is_named(finished, capsys):
+    _, result = finished
+    name, unit = next((n, u) for n, u in result.subnet["units"].items() if len(u["kept"]) < u["channels"])
+    unpruned = {**unit, "kept": list(range(unit["channels"]))}
+    other = {"format": result.subnet["format"], "units": {name: unpruned}}
+    capsys.readouterr()
+    model, meta = load_model_from_checkpoint(result.checkpoint, fix_subnet=other)
+    assert meta["subnet"] == result.subnet  # the file describes itself; the config's subnet is not used
+    notice = f"{result.checkpoint}: its meta.subnet is used; the given fix_subnet describes another structure"
+    assert notice in capsys.readouterr().err
+    load_model_from_checkpoint(result.checkpoint, fix_subnet=result.subnet)
+    assert "another structure" not in capsys.readouterr().err
+
+
 # ---------------------------------------------------------------------------------- class 2: artifacts
 
 

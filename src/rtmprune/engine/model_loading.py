@@ -183,6 +183,8 @@ def load_model_from_checkpoint(
     except ValueError as err:
         raise RtmpruneError(f"{source}: {err}") from None
     subnet, origin = meta.get("subnet"), "meta.subnet"
+    if subnet is not None and fix_subnet is not None:
+        _say_if_other(fix_subnet, subnet, path)
     if subnet is None and fix_subnet is not None:
         subnet, origin = fix_subnet, str(fix_subnet) if not isinstance(fix_subnet, dict) else "fix_subnet"
         meta["subnet"] = read_subnet_as_dict(fix_subnet)
@@ -213,6 +215,15 @@ def _load_pruned(
         state = slim_model(full, analysis, active, divisor=1).state_dict()
     full.load_state_dict(_expand_slim_state(full, analysis, active, state, source))
     return slim_model(full, analysis, active, divisor).eval()
+
+
+def _say_if_other(fix_subnet: dict | str | os.PathLike, own: dict[str, Any], path: str | os.PathLike) -> None:
+    """A config's fix_subnet is for files without a structure: one that disagrees with the file is named."""
+    if not isinstance(fix_subnet, dict) and not Path(fix_subnet).is_file():
+        return  # e.g. the shipped deploy configs' default path of another run: nothing to compare
+    if read_subnet(fix_subnet)[0] != read_subnet(own)[0]:
+        given = "the given fix_subnet" if isinstance(fix_subnet, dict) else f"fix_subnet {fix_subnet}"
+        say(f"{path}: its meta.subnet is used; {given} describes another structure (ignored)")
 
 
 def say_loaded(path: str | os.PathLike, model: nn.Module, structure: str, tensors: int) -> None:

@@ -254,7 +254,7 @@ def run_demo(
         # 7. test
         stage("test", "COCO keypoint metrics of the three models on the synthetic val set (flip test)")
         for name, (cfg, checkpoint, iters) in models.items():
-            metrics = test(cfg, checkpoint)
+            metrics, _ = test(cfg, checkpoint)
             rows[name] = {"metrics": metrics, "checkpoint": str(checkpoint), "iterations": iters,
                           "images": iters * settings.batch_size}
             log.log(event="test", model=name, **metrics)

@@ -11,10 +11,16 @@ Per iteration: lr from the pure ``lr_at`` → forward (AMP on GPU) → KLDiscret
 validation (flip test, EMA weights, unwrapped model on rank 0 while the others wait), ``last.pth`` and
 ``best.pth`` by AP (rank 0 writes).
 
+The parts, in the order they run: ``_start`` (data, device, optimiser, EMA, ``_resume``) → per epoch
+``_train_epoch`` (``_train_step`` per batch, ``_stop_reason`` after each) → ``_end_epoch`` (validation,
+``_save``). ``fit`` returns why it stopped as a ``StopReason``; a recipe plugs in through ``TrainHooks``.
+
 Exact resume: the training order is a function of (seed, epoch) only (``EpochSampler``), and every sample's
-augmentation is seeded from (seed, epoch, index) (``SeededSamples``), so a run resumed from ``last.pth`` —
-written at every epoch end and whenever the run stops early — replays exactly the batches it would have seen,
-whatever the number of loader workers. On CPU with ``deterministic`` the weights are bit-identical.
+augmentation is seeded from (seed, epoch, index) (``SeededSamples``, both in ``engine/train_data.py``), so a
+run resumed from ``last.pth`` — written at every epoch end and whenever the run stops early — replays exactly
+the batches it would have seen, whatever the number of loader workers. On CPU with ``deterministic`` the
+weights are bit-identical. ``best.pth`` is written before ``last.pth`` records it, and a resume drops the log
+records after ``last.pth`` (they are replayed), so a kill at any moment loses nothing that a file records.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import inspect
 import math
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -32,11 +38,9 @@ from typing import Any
 import torch
 import torch.distributed as torch_dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from rtmprune.data.loader import WorkerErrorLoader, build_dataloader, build_dataset, collate
-from rtmprune.data.transforms import build_pipeline
 from rtmprune.engine import dist
 from rtmprune.engine.checkpoint import (
     Progress,
@@ -52,6 +56,13 @@ from rtmprune.engine.config import Config, config_to_dict
 from rtmprune.engine.ema import ExpMomentumEMA
 from rtmprune.engine.loss import KLDiscretLoss
 from rtmprune.engine.optim import build_optimizer, lr_at, set_lr
+from rtmprune.engine.train_data import (
+    EpochSampler,
+    SeededSamples,
+    TrainData,
+    build_train_data,
+    build_val_loader,
+)
 from rtmprune.errors import RtmpruneError
 from rtmprune.evaluation.coco_metric import evaluate_coco
 from rtmprune.evaluation.predict import predict_dataset
@@ -118,78 +129,6 @@ class FitResult:
     stopped: StopReason
 
 
-class EpochSampler(Sampler[int]):
-    """This rank's shuffled indices for one epoch, a function of (seed, epoch) only; whole batches only.
-
-    Like ``DistributedSampler`` (pad by wrapping, then every ``world_size``-th index) but reproducible
-    without state, with ``start_batch`` to resume inside an epoch and ``drop_last`` for BatchNorm's sake.
-    """
-
-    def __init__(self, size: int, batch_size: int, seed: int, rank: int = 0, world_size: int = 1) -> None:
-        self.size, self.batch_size, self.seed = size, batch_size, seed
-        self.rank, self.world_size = rank, world_size
-        self.num_batches = math.ceil(size / world_size) // batch_size
-        if self.num_batches == 0:
-            raise RtmpruneError(
-                f"training set of {size} samples is smaller than one batch of {batch_size} per process "
-                f"x {world_size} processes; lower data.batch_size"
-            )
-        self.epoch, self.start_batch = 0, 0
-
-    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
-        self.epoch, self.start_batch = epoch, start_batch
-
-    def __iter__(self) -> Iterator[int]:
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(self.size, generator=g).tolist()
-        per_rank = math.ceil(self.size / self.world_size)
-        order += order[: per_rank * self.world_size - self.size]  # pad so every rank gets as many
-        mine = order[self.rank :: self.world_size][: self.num_batches * self.batch_size]
-        return iter(mine[self.start_batch * self.batch_size :])
-
-    def __len__(self) -> int:
-        return (self.num_batches - self.start_batch) * self.batch_size
-
-
-class SeededSamples(Dataset):
-    """Seeds the dataset's augmentation from (seed, epoch, index) before each sample: order-independent."""
-
-    def __init__(self, dataset: Dataset, seed: int) -> None:
-        self.dataset, self.seed, self.epoch = dataset, seed, 0
-
-    def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
-
-    def __getitem__(self, index: int) -> dict:
-        self.dataset.reseed(((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index) % 2**63)
-        return self.dataset[index]
-
-
-def _stage(cfg: Config, epoch: int) -> str:
-    return "train2" if epoch >= cfg.train.max_epochs - cfg.train.stage2_num_epochs else "train1"
-
-
-def _pipeline(cfg: Config, stage: str):
-    if stage != "val" and not cfg.train.augment:  # plain crops with targets: no random augmentation
-        return build_pipeline("val", tuple(cfg.model.input_size), tuple(cfg.model.sigma), with_targets=True)
-    return build_pipeline(stage, tuple(cfg.model.input_size), tuple(cfg.model.sigma))
-
-
-def _specs(cfg: Config, which: str) -> list[dict[str, Any]] | dict[str, Any]:
-    data = config_to_dict(cfg)["data"]
-    if which == "train":
-        if not data["train"]:
-            raise RtmpruneError(f"{cfg.source or 'config'}: data.train lists no dataset")
-        return data["train"]
-    return data["val"]
-
-
-def build_val_loader(cfg: Config) -> DataLoader:
-    """The validation/test loader over the whole val set (GT or detection boxes), no shuffling."""
-    val_set = build_dataset(_specs(cfg, "val"), cfg.data_root, pipeline=_pipeline(cfg, "val"))
-    return build_dataloader(val_set, cfg.data.val_batch_size, cfg.data.num_workers, persistent_workers=False)
-
-
 def validate(model: nn.Module, loader: DataLoader, cfg: Config) -> dict[str, float]:
     """Flip-test predictions of ``model`` (unwrapped, eval mode inside) scored with MMPose's CocoMetric."""
     predictions = predict_dataset(model, loader, flip_test=cfg.train.flip_test)
@@ -247,17 +186,6 @@ class StopReason(str, Enum):
 
 
 @dataclass
-class _TrainData:
-    """One run's training data; its order (``sampler``) and augmentation (``samples``) are reproducible."""
-
-    train_set: Dataset
-    samples: SeededSamples
-    sampler: EpochSampler
-    loader: DataLoader
-    stage: str  # the pipeline in use: "train1", or "train2" (stage-2 augmentation) in the last epochs
-
-
-@dataclass
 class _Run:
     """Everything one ``fit`` call builds, handed to the functions of the loop."""
 
@@ -269,7 +197,7 @@ class _Run:
     optimizer: torch.optim.Optimizer
     ema: ExpMomentumEMA | None
     scaler: torch.amp.GradScaler
-    data: _TrainData
+    data: TrainData
     val_loader: DataLoader | None
     progress: Progress
     logger: JsonlLogger
@@ -312,7 +240,7 @@ def _start(model: nn.Module, cfg: Config, hooks: TrainHooks, resume: bool) -> _R
     tc = cfg.train
     info = dist.setup(tc.device)
     _seed_everything(tc.seed + info.rank, tc.deterministic)  # seed offset by rank
-    data = _build_train_data(cfg, info)
+    data = build_train_data(cfg, info)
     if tc.sync_bn and info.world_size > 1:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     channels_last = info.device.type == "cuda" if tc.channels_last == "auto" else bool(tc.channels_last)
@@ -347,17 +275,6 @@ def _start(model: nn.Module, cfg: Config, hooks: TrainHooks, resume: bool) -> _R
     return run
 
 
-def _build_train_data(cfg: Config, info: dist.DistInfo) -> _TrainData:
-    stage, seed = _stage(cfg, 0), cfg.train.seed
-    train_set = build_dataset(_specs(cfg, "train"), cfg.data_root, pipeline=_pipeline(cfg, stage))
-    samples = SeededSamples(train_set, seed)
-    sampler = EpochSampler(len(train_set), cfg.data.batch_size, seed, info.rank, info.world_size)
-    loader = WorkerErrorLoader(samples, cfg.data.batch_size, sampler=sampler, collate_fn=collate,
-                               num_workers=cfg.data.num_workers, drop_last=True,
-                               pin_memory=info.device.type == "cuda")
-    return _TrainData(train_set, samples, sampler, loader, stage)
-
-
 def _resume(run: _Run) -> None:
     """Weights, optimiser, progress, this rank's RNG and the hooks' extra state from ``last.pth``."""
     path = run.work_dir / "last.pth"
@@ -381,11 +298,7 @@ def _resume(run: _Run) -> None:
 def _train_epoch(run: _Run, epoch: int) -> StopReason | None:
     """Train the rest of epoch ``epoch``; the reason to stop inside it, or None when it ran to its end."""
     cfg, data, progress = run.cfg, run.data, run.progress
-    if _stage(cfg, epoch) != data.stage:  # mmdet's PipelineSwitchHook: stage-2 augmentation from here on
-        data.stage = _stage(cfg, epoch)
-        data.train_set.set_pipeline(_pipeline(cfg, data.stage))
-    data.samples.epoch = epoch
-    data.sampler.set_epoch(epoch, progress.batch_in_epoch)
+    data.enter_epoch(cfg, epoch, progress.batch_in_epoch)
     run.model.train()
     # A context, so that an error (a bad image, a NaN loss) clears the bar before its one line is printed.
     with tqdm(total=data.sampler.num_batches, initial=progress.batch_in_epoch, disable=not run.info.is_main,

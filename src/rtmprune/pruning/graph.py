@@ -131,8 +131,8 @@ class _Propagator(fx.Interpreter):
         return Op(name, args, kwargs, tuple(cargs), dict(ckwargs), result)
 
     def _propagate(self, op: Op, rule: OpRule | None, any_result: bool) -> None:
-        """The node's channel map by ``rule``; none, one for tensors on another result, or one that raises
-        fixes the node's input channels."""
+        """The node's channel map by ``rule``. No rule, a tensor rule on a non-tensor result, or a rule that
+        raises: the node's input channels are fixed instead."""
         try:
             if rule is None or not (any_result or _tensors(op.result)):
                 cmap = unknown(self.cg, op)

@@ -36,6 +36,7 @@ COMMANDS: dict[str, str] = {
     "prune": "prune",
     "finetune": "finetune",
     "deploy": "deploy",
+    "quantize": "quantize",
     "bench": "bench",
     "report": "report",
     "demo": "demo",

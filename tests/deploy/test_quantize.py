@@ -1,0 +1,159 @@
+"""INT8: the guard's search (analytic), a quantised RTMPose-T that runs and agrees with FP32, the guard
+keeping the head matmuls that break keypoints in FP32, same seed same file, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from rtmprune.deploy.onnx import read_onnx_metadata
+from rtmprune.deploy.ort_predict import OnnxPoseModel
+from rtmprune.deploy.quant_formats import QuantFormatSpec, find_formats
+from rtmprune.deploy.quant_guard import keep_sensitive_nodes
+from rtmprune.deploy.quantize import QuantizeSettings, quantize_onnx
+from rtmprune.engine.config import load_config
+from rtmprune.engine.quantize_recipe import (
+    calibration_crops,
+    export_fp32,
+    holdout_loader,
+    onnx_agreement,
+    quantize_checkpoint,
+)
+from rtmprune.errors import RtmpruneError
+from tiny_pose_setup import write_o1_checkpoint, write_tiny_setup
+
+# ------------------------------------------------------------------------------- the search, without ORT
+PENALTY = {"a": 0.01, "b": 0.2, "c": 0.05, "d": 0.1}  # agreement lost by quantising each node
+
+
+def _fake(calls: list):
+    """quantize/agreement pair: a file name lists the quantised nodes; agreement = 1 - their penalties."""
+
+    def quantize(excluded, only):
+        quantised = sorted(set(only) if only is not None else set(PENALTY) - set(excluded))
+        calls.append(quantised)
+        return Path("q-" + ",".join(quantised))
+
+    def agreement(path: Path) -> float:
+        names = [n for n in path.name[2:].split(",") if n]
+        return 1.0 - sum(PENALTY[n] for n in names)
+
+    return quantize, agreement
+
+
+def test_guard_leaves_most_sensitive_nodes_in_fp32_until_it_passes():
+    calls: list = []
+    quantize, agreement = _fake(calls)
+    result = keep_sensitive_nodes(list(PENALTY), quantize, agreement, min_agreement=0.9, max_fp32_nodes=4)
+    # all quantised: 0.64; alone: b 0.80 < d 0.90 < c 0.95 < a 0.99; without b: 0.84; without b, d: 0.94
+    assert result.passed and result.fp32_nodes == ["b", "d"]
+    assert result.agreement == pytest.approx(0.94)
+    assert result.sensitivity == pytest.approx({"a": 0.99, "b": 0.8, "c": 0.95, "d": 0.9})
+    assert len(calls) == 1 + 4 + 2
+
+
+def test_guard_is_bounded_and_returns_its_best_when_the_threshold_is_out_of_reach():
+    calls: list = []
+    quantize, agreement = _fake(calls)
+    result = keep_sensitive_nodes(list(PENALTY), quantize, agreement, min_agreement=1.01, max_fp32_nodes=2)
+    assert not result.passed and result.fp32_nodes == ["b", "d"]
+    assert len(calls) == 1 + 4 + 2  # base, one probe per node, max_fp32_nodes greedy steps
+
+
+# ------------------------------------------------------------------------------------- real quantisation
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("int8")
+    config_path, checkpoint = write_tiny_setup(root)
+    cfg = load_config(str(config_path))
+    fp32 = export_fp32(cfg, checkpoint, root / "fp32.onnx", divisor=1)
+    return {"root": root, "cfg": cfg, "config": config_path, "checkpoint": checkpoint, "fp32": fp32}
+
+
+def _settings(formats, **kw) -> QuantizeSettings:
+    return QuantizeSettings(formats=find_formats(formats), timing_runs=3, threads=1, **kw)
+
+
+def test_int8_runs_keeps_the_interface_and_agrees_with_fp32(setup):
+    out = setup["root"] / "int8.onnx"
+    report = quantize_checkpoint(
+        setup["cfg"], setup["checkpoint"], out, _settings(["qop-conv"], min_agreement=0.8),
+        calib_images=8, holdout=6,
+    )
+    fp32_graph, int8_graph = onnx.load(str(setup["fp32"])).graph, onnx.load(str(out)).graph
+    assert [i.name for i in int8_graph.input] == [i.name for i in fp32_graph.input] == ["input"]
+    assert [o.name for o in int8_graph.output] == [o.name for o in fp32_graph.output]
+    assert read_onnx_metadata(out) == read_onnx_metadata(setup["fp32"])  # predict --onnx / rtmlib load it
+    convs = sum(n.op_type == "Conv" for n in fp32_graph.node)
+    assert sum(n.op_type == "QLinearConv" for n in int8_graph.node) == convs  # every conv is 8-bit
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert saved["format"] == "qop-conv" and saved["fp32_nodes"] == []
+    assert saved["calibration"] == {"source": "data.train", "images": 8, "seed": 0}
+    assert report["agreement"] >= 0.8 and report["latency"]["int8_ms"] > 0
+    image = np.full((128, 128, 3), 90, np.uint8)
+    keypoints, scores = OnnxPoseModel(out).predict(image, [[30, 20, 60, 90]])
+    assert keypoints.shape == (1, 17, 2) and np.isfinite(scores).all()
+
+
+def test_agreement_tells_another_model_apart(setup, tmp_path):
+    """The metric discriminates: FP32 against itself is 1.0, a differently seeded model scores near 0."""
+    loader = holdout_loader(setup["cfg"], 6)
+    agreement = onnx_agreement(setup["cfg"], setup["fp32"], loader, threads=1)
+    other_checkpoint = write_o1_checkpoint(tmp_path / "other.pth", seed=1)
+    other = export_fp32(setup["cfg"], other_checkpoint, tmp_path / "other.onnx", divisor=1)
+    assert agreement(setup["fp32"]) == pytest.approx(1.0)
+    assert agreement(other) < 0.3
+
+
+def test_guard_keeps_the_breaking_matmuls_in_fp32(setup):
+    """With random O(1) weights, 8-bit head matmuls move every keypoint (agreement ~0; quantising only the
+    convolutions keeps ~0.85): the guard leaves the matmuls that break it in FP32 until it passes."""
+    crops = calibration_crops(setup["cfg"], 8)
+    agreement = onnx_agreement(setup["cfg"], setup["fp32"], holdout_loader(setup["cfg"], 6), threads=1)
+    matmuls = QuantFormatSpec("qop-matmul", "QOperator", "u8", "s8", True, ("MatMul",))
+    settings = QuantizeSettings(formats=(matmuls,), timing_runs=3, threads=1, min_agreement=0.5)
+    report = quantize_onnx(setup["fp32"], setup["root"] / "guarded.onnx", crops, agreement, settings)
+    row = report["candidates"][0]
+    assert row["agreement_all_int8"] < 0.5 <= report["agreement"] == row["agreement"]
+    heads = [n.name for n in onnx.load(str(setup["fp32"])).graph.node if n.op_type == "MatMul"]
+    assert set(row["sensitivity"]) == set(heads)
+    most_sensitive = sorted(heads, key=lambda name: row["sensitivity"][name])
+    assert 1 <= len(report["fp32_nodes"]) <= settings.max_fp32_nodes
+    assert report["fp32_nodes"] == most_sensitive[: len(report["fp32_nodes"])]
+    graph = onnx.load(str(setup["root"] / "guarded.onnx")).graph
+    assert {n.name for n in graph.node if n.op_type == "MatMul"} == set(report["fp32_nodes"])  # still float
+    assert sum(n.op_type == "QLinearMatMul" for n in graph.node) == len(heads) - len(report["fp32_nodes"])
+
+
+def test_same_crops_give_the_same_file(setup, tmp_path):
+    crops = calibration_crops(setup["cfg"], 4, seed=7)
+    assert np.array_equal(crops, calibration_crops(setup["cfg"], 4, seed=7))
+    settings = _settings(["qop-int8-path"], min_agreement=0.0)
+    for name in ("a.onnx", "b.onnx"):
+        quantize_onnx(setup["fp32"], tmp_path / name, crops, lambda path: 1.0, settings)
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------- errors
+def test_calibration_set_without_a_usable_person_is_one_line(setup, tmp_path):
+    ann = json.loads((setup["root"] / "data" / "annotations" / "train.json").read_text())
+    for person in ann["annotations"]:
+        person["keypoints"] = [0] * len(person["keypoints"])
+        person["num_keypoints"] = 0
+    empty = tmp_path / "empty.json"
+    empty.write_text(json.dumps(ann))
+    cfg = load_config(str(setup["config"]), [f"data.train=[{{ann_file: {empty}, img_dir: images/train}}]"])
+    with pytest.raises(RtmpruneError, match="calibration set") as err:
+        calibration_crops(cfg, 8)
+    assert "\n" not in str(err.value) and "empty.json" in str(err.value)
+
+
+def test_checkpoint_not_matching_the_config_is_one_line(setup, tmp_path):
+    cfg = load_config(str(setup["config"]), ["model.input_size=[96,64]"])
+    with pytest.raises(RtmpruneError, match="does not match the config") as err:
+        export_fp32(cfg, setup["checkpoint"], tmp_path / "x.onnx", divisor=1)
+    assert "\n" not in str(err.value) and str(setup["checkpoint"]) in str(err.value)

@@ -36,6 +36,8 @@ FORBIDDEN: dict[str, set[str]] = {
 FORBIDDEN_LIBRARIES: dict[str, set[str]] = {
     "keypoints": {"torch"},
     "deploy/ort_predict": {"torch"},
+    "deploy/latency": {"torch"},  # timing runs on any machine with onnxruntime
+    "deploy/compare": {"torch"},
 }
 
 

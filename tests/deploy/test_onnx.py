@@ -163,3 +163,9 @@ def test_description_of_another_export_is_refused(tiny, tmp_path):
     second.metadata_path.write_text(first.metadata_path.read_text())
     with pytest.raises(RtmpruneError, match=r"b\.json describes another export than .*b\.onnx"):
         read_description(second.path)
+
+
+def test_onnx_named_like_its_description_is_refused(tiny, tmp_path):
+    with pytest.raises(RtmpruneError, match=r"m\.json: name the ONNX file \*\.onnx"):
+        export_checked(tiny, tmp_path / "m.json", (1, 3, 8, 8))
+    assert not list(tmp_path.iterdir())

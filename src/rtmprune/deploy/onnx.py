@@ -258,6 +258,8 @@ def export_checked(
     max(1, largest |output|), else `RtmpruneError` and ``path`` and its JSON are left as they were.
     """
     path = Path(path)
+    if metadata_path(path) == path:
+        raise RtmpruneError(f"{path}: name the ONNX file *.onnx; its .json description is written beside it")
     batch = 2 if dynamic_batch else int(input_shape[0])
     complexity = measure(model, (1, *input_shape[1:]))
     props = {**(properties or {}), "export_id": uuid.uuid4().hex}

@@ -10,7 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
-from rtmprune.deploy.onnx import read_onnx_metadata
+from rtmprune.deploy.onnx import read_description, read_onnx_metadata
 from rtmprune.deploy.ort_predict import OnnxPoseModel
 from rtmprune.deploy.quant_formats import QuantFormatSpec, find_formats
 from rtmprune.deploy.quant_guard import keep_sensitive_nodes
@@ -70,7 +70,7 @@ def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("int8")
     config_path, checkpoint = write_tiny_setup(root)
     cfg = load_config(str(config_path))
-    fp32 = export_fp32(cfg, checkpoint, root / "fp32.onnx", divisor=1)
+    fp32 = export_fp32(cfg, checkpoint, root / "fp32.onnx", divisor=1).path
     return {"root": root, "cfg": cfg, "config": config_path, "checkpoint": checkpoint, "fp32": fp32}
 
 
@@ -87,10 +87,13 @@ def test_int8_runs_keeps_the_interface_and_agrees_with_fp32(setup):
     fp32_graph, int8_graph = onnx.load(str(setup["fp32"])).graph, onnx.load(str(out)).graph
     assert [i.name for i in int8_graph.input] == [i.name for i in fp32_graph.input] == ["input"]
     assert [o.name for o in int8_graph.output] == [o.name for o in fp32_graph.output]
-    assert read_onnx_metadata(out) == read_onnx_metadata(setup["fp32"])  # predict --onnx / rtmlib load it
+    int8_props, fp32_props = read_onnx_metadata(out), read_onnx_metadata(setup["fp32"])
+    assert int8_props.pop("export_id") != fp32_props.pop("export_id")  # its own export...
+    assert int8_props == fp32_props  # ...with the facts predict --onnx and OnnxPoseModel read
     convs = sum(n.op_type == "Conv" for n in fp32_graph.node)
     assert sum(n.op_type == "QLinearConv" for n in int8_graph.node) == convs  # every conv is 8-bit
-    saved = json.loads(out.with_suffix(".json").read_text())
+    saved = read_description(out)  # the report beside it belongs to this very file
+    assert saved["flops"] == read_description(setup["fp32"])["flops"]
     assert saved["format"] == "qop-conv" and saved["fp32_nodes"] == []
     assert saved["calibration"] == {"source": "data.train", "images": 8, "seed": 0}
     assert report["agreement"] >= 0.8 and report["latency"]["int8_ms"] > 0
@@ -104,7 +107,7 @@ def test_agreement_tells_another_model_apart(setup, tmp_path):
     loader = holdout_loader(setup["cfg"], 6)
     agreement = onnx_agreement(setup["cfg"], setup["fp32"], loader, threads=1)
     other_checkpoint = write_o1_checkpoint(tmp_path / "other.pth", seed=1)
-    other = export_fp32(setup["cfg"], other_checkpoint, tmp_path / "other.onnx", divisor=1)
+    other = export_fp32(setup["cfg"], other_checkpoint, tmp_path / "other.onnx", divisor=1).path
     assert agreement(setup["fp32"]) == pytest.approx(1.0)
     assert agreement(other) < 0.3
 

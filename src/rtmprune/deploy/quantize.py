@@ -19,6 +19,8 @@ Same crops, same FP32 file => the same bytes (calibration and quantisation are d
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -105,16 +107,23 @@ def sensitive_node_candidates(path: str | os.PathLike, spec: QuantFormatSpec) ->
 
 
 def copy_metadata(source: str | os.PathLike, target: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Write ``target``'s graph to ``out`` (atomically) with ``source``'s metadata_props."""
+    """Write ``target``'s graph to ``out`` (atomically) with ``source``'s metadata_props.
+
+    The rtmprune entry's ``export_id`` (which pairs an export with its JSON) becomes a hash of ``target``'s
+    graph: the INT8 file is an export of its own, and the same calibration gives the same bytes.
+    """
     import onnx
 
+    from rtmprune.deploy.onnx import METADATA_KEY
+
     model = onnx.load(str(target))
-    keys = {p.key: p.value for p in onnx.load(str(source), load_external_data=False).metadata_props}
-    kept = [p for p in model.metadata_props if p.key not in keys]
     del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    for key, value in keys.items():
-        model.metadata_props.add(key=key, value=value)
+    digest = hashlib.sha256(model.SerializeToString(deterministic=True)).hexdigest()[:32]
+    for prop in onnx.load(str(source), load_external_data=False).metadata_props:
+        value = prop.value
+        if prop.key == METADATA_KEY:
+            value = json.dumps({**json.loads(value), "export_id": digest}, sort_keys=True)
+        model.metadata_props.add(key=prop.key, value=value)
     return atomic_write(out, lambda tmp: onnx.save(model, tmp))
 
 

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from torch.utils.data import DataLoader, Subset
 
 from rtmprune.data.loader import build_dataloader, build_dataset
 from rtmprune.data.transforms import build_pipeline
 from rtmprune.deploy.agreement import oks_agreement
+from rtmprune.deploy.onnx import ExportReport, export_checked, read_onnx_metadata, write_metadata
 from rtmprune.deploy.ort_module import OrtPoseModule
 from rtmprune.deploy.quantize import QuantizeSettings, quantize_onnx
 from rtmprune.engine.config import Config, config_to_dict
@@ -32,7 +32,6 @@ from rtmprune.engine.train import validate
 from rtmprune.engine.train_data import build_val_loader
 from rtmprune.errors import RtmpruneError
 from rtmprune.evaluation.predict import predict_dataset
-from rtmprune.files import atomic_write_json
 
 __all__ = [
     "calibration_crops",
@@ -88,20 +87,20 @@ def onnx_agreement(
     return agreement
 
 
-def export_fp32(cfg: Config, checkpoint: str | os.PathLike, path: str | os.PathLike, divisor: int) -> Path:
+def export_fp32(
+    cfg: Config, checkpoint: str | os.PathLike, path: str | os.PathLike, divisor: int
+) -> ExportReport:
     """The checkpoint as `rtmprune deploy` exports it (slim, padded to ``divisor``, checked against torch)."""
-    from rtmprune.deploy.onnx import check_onnx, export_onnx
     from rtmprune.engine.model_loading import load_model_from_checkpoint
 
-    model, _ = load_model_from_checkpoint(
+    model, meta = load_model_from_checkpoint(
         checkpoint, cfg=cfg, divisor=divisor, fix_subnet=cfg.deploy.fix_subnet
     )
     _check_matches_config(model, cfg, checkpoint)
     w, h = model.input_size
     props = {"arch": model.arch, "divisor": divisor, "simcc_split_ratio": model.simcc_split_ratio}
-    out = export_onnx(model.eval(), path, (1, 3, h, w), properties=props)
-    check_onnx(out, model, torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(0)), 1e-4)
-    return out
+    describe = {"checkpoint": str(checkpoint), "subnet": meta.get("subnet")}
+    return export_checked(model.eval(), path, (1, 3, h, w), properties=props, describe=describe)
 
 
 def _check_matches_config(model: Any, cfg: Config, checkpoint: str | os.PathLike) -> None:
@@ -127,24 +126,25 @@ def quantize_checkpoint(
 ) -> dict[str, Any]:
     """``rtmprune quantize``: export FP32, calibrate on ``calib_images`` training crops, guard on ``holdout``
     val persons, write the INT8 ONNX at ``out`` and its report beside it (``out`` with ``.json``)."""
-    from rtmprune.deploy.onnx import metadata_path
-
     divisor = cfg.deploy.divisor if divisor is None else divisor
     crops = calibration_crops(cfg, calib_images, seed)
     loader = holdout_loader(cfg, holdout, seed)
     with tempfile.TemporaryDirectory(prefix="rtmprune-quantize-") as tmp:
         fp32 = export_fp32(cfg, checkpoint, Path(tmp) / "fp32.onnx", divisor)
         extra = {
-            "checkpoint": str(checkpoint),
-            "divisor": divisor,
             "calibration": {"source": "data.train", "images": len(crops), "seed": seed},
             "holdout": {"source": "data.val", "persons": len(loader.dataset), "seed": seed},
         }
         settings = replace(settings, extra={**settings.extra, **extra})
-        agreement = onnx_agreement(cfg, fp32, loader, settings.threads)
-        report = quantize_onnx(fp32, out, crops, agreement, settings)
-    report["fp32_onnx"] = None  # a temporary file: `rtmprune deploy` writes the FP32 model to keep
-    atomic_write_json(metadata_path(out), report)
+        agreement = onnx_agreement(cfg, fp32.path, loader, settings.threads)
+        report = quantize_onnx(fp32.path, out, crops, agreement, settings)
+    # The FP32 export's description (arch, divisor, FLOPs, params, checkpoint, subnet) under the INT8 file's
+    # own export_id, so `read_description(out)` accepts it; the FP32 file itself was temporary.
+    skip = ("onnx", "max_abs_diff_vs_torch", "output_scale", "tolerance")
+    fp32_description = {k: v for k, v in fp32.description.items() if k not in skip}
+    report = {**fp32_description, **report, "export_id": read_onnx_metadata(out)["export_id"]}
+    report.pop("fp32_onnx")
+    write_metadata(out, report)
     return report
 
 

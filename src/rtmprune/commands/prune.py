@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     if main:
         if result.done:
             print(f"done: FLOPs ratio {result.flop_ratio:.4f} after {result.fit.iteration} iterations; "
-                  f"{result.checkpoint} and {cfg.work_dir}/fix_subnet.json written")
+                  f"{result.checkpoint} and {cfg.work_dir}/fix_subnet.json, named by "
+                  f"{cfg.work_dir}/prune_result.json (finetune.pruned_path={cfg.work_dir})")
         else:
             print(f"stopped ({result.fit.stopped}) at FLOPs ratio {result.flop_ratio:.4f} > target "
                   f"{cfg.prune.target_flop_ratio}; continue with --resume")

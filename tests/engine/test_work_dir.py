@@ -133,3 +133,46 @@ def test_stale_temp_files_of_atomic_writes_are_removed(tmp_path, capsys):
         pass
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep)
     assert "removed 1 temp file(s) (0.0 MiB) left by an interrupted write" in capsys.readouterr().out
+
+
+# Under torchrun: rank 0 alone takes the lock and decides; every rank then raises the same line or goes on.
+RANKS = """
+import json, os, sys
+from rtmprune.engine import dist
+from rtmprune.engine.config import config_from_dict
+from rtmprune.engine.work_dir import LOCK_NAME, claim_work_dir
+from rtmprune.errors import RtmpruneError
+rank, work_dir = os.environ["RANK"], sys.argv[1]
+cfg = config_from_dict({"work_dir": work_dir, "train": {"device": "cpu"}})
+try:
+    with claim_work_dir(cfg, "train", resume=sys.argv[2] == "resume"):
+        holder = json.loads(open(os.path.join(work_dir, LOCK_NAME)).read())["pid"]
+        print(f"rank {rank} ran, pid {os.getpid()}, lock held by pid {holder}", flush=True)
+        dist.barrier()  # rank 0 releases the lock on leaving: not before every rank has read it
+except RtmpruneError as err:
+    print(f"rank {rank} refused: {err}", flush=True)
+"""
+
+
+@pytest.mark.dist
+def test_under_torchrun_rank_0_decides_for_every_rank(tmp_path):
+    (tmp_path / "ranks.py").write_text(RANKS)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "last.pth").write_bytes(b"an earlier run")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def torchrun(mode: str) -> list[str]:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               str(tmp_path / "ranks.py"), str(tmp_path / "run"), mode]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return sorted(line for line in done.stdout.splitlines() if line.startswith("rank "))
+
+    refused = torchrun("fresh")
+    assert [line[:16] for line in refused] == ["rank 0 refused: ", "rank 1 refused: "]
+    assert refused[0][16:] == refused[1][16:] and "already holds a run (last.pth)" in refused[0]
+    ran = torchrun("resume")
+    assert [line[:11] for line in ran] == ["rank 0 ran,", "rank 1 ran,"]
+    rank0_pid = ran[0].split("pid ")[1].split(",")[0]
+    assert ran[0].endswith(f"lock held by pid {rank0_pid}") and ran[1].endswith(f"by pid {rank0_pid}")
+    assert not (tmp_path / "run" / LOCK_NAME).exists()

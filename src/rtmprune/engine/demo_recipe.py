@@ -263,16 +263,17 @@ def run_demo(
         # 8. deploy
         stage("deploy", f"ONNX export (opset 17) and ONNX Runtime vs torch, divisor {settings.divisor}")
         subnet = _deploy(models, rows, settings, out, log)
+        int8 = _quantize(*models[ROWS[1]][:2], rows[ROWS[1]], settings, out, log)
         done("deploy")
 
         # 9. bench
         stage("bench", f"ONNX Runtime latency, batch 1, {settings.bench_threads} threads, interleaved")
-        _bench(rows, settings, log)
+        _bench({**rows, **int8}, settings, log)
         done("bench")
 
         # 10. report
         stage("report", "results table and plots")
-        files, table = _report(rows, settings, plan, cal, out, p_dir, subnet,
+        files, table = _report(rows, int8, settings, plan, cal, out, p_dir, subnet,
                         {"baseline": plan.baseline_iters, "prune": prune_iters, "decisions": decisions,
                          "finetune": finetune_iters, "total": total}, time.perf_counter() - start)
         done("report")
@@ -328,6 +329,58 @@ def _deploy(models: dict[str, tuple[Config, Path, int]], rows: dict[str, dict[st
     return subnet
 
 
+INT8_ROW = "RTMPose-S pruned INT8"
+# The candidates the demo tries (`rtmprune quantize` tries the whole table): the fastest here, and the two
+# that trade a little speed for accuracy (7-bit weights; QDQ pairs fused by ONNX Runtime).
+_DEMO_INT8_FORMATS = ("qop-int8-path", "qop-int8-path-rr", "qdq-int8-path")
+
+
+def _quantize(cfg: Config, checkpoint: Path, pruned: dict[str, Any], settings: DemoSettings, out: Path,
+              log: JsonlLogger) -> dict[str, dict[str, Any]]:
+    """The pruned model as `rtmprune quantize` writes it, and its own AP on the val set (ONNX Runtime).
+
+    ``{INT8_ROW: row}``, or ``{}`` when no format passes the guard (said in the log and on screen)."""
+    from rtmprune.deploy.quant_formats import find_formats
+    from rtmprune.deploy.quantize import QuantizeSettings
+    from rtmprune.engine.quantize_recipe import quantize_checkpoint, test_onnx
+
+    # --tiny trains a few iterations: nothing to guard, and the guard's probes would dominate the test time.
+    guard = {"min_agreement": 0.0, "max_fp32_nodes": 0} if settings.tiny else {}
+    formats = find_formats(_DEMO_INT8_FORMATS[:1] if settings.tiny else _DEMO_INT8_FORMATS)
+    chosen = QuantizeSettings(formats=formats, threads=settings.bench_threads, timing_runs=30, **guard)
+    path = out / "rtmpose-s_pruned_int8.onnx"
+    try:
+        report = quantize_checkpoint(cfg, checkpoint, path, chosen, calib_images=64, divisor=settings.divisor)
+    except RtmpruneError as err:
+        tqdm.write(f"    INT8: {err}")
+        log.log(event="quantize", error=str(err))
+        return {}
+    metrics = test_onnx(cfg, path, settings.bench_threads)
+    same = ("iterations", "images", "flops", "params", "flops_256x192", "params_256x192", "flop_ratio",
+            "flop_ratio_256x192")
+    found = {k: report[k] for k in ("format", "agreement", "fp32_nodes", "candidates")}
+    row = {**{k: pruned[k] for k in same}, "metrics": metrics, "onnx": str(path), **found}
+    log.log(event="quantize", model=INT8_ROW, onnx=str(path), format=report["format"],
+            agreement=report["agreement"], fp32_nodes=report["fp32_nodes"], **metrics)
+    tqdm.write(f"    {INT8_ROW}: {path.name}, {report['format']}, agreement with FP32 "
+               f"{report['agreement']:.4f}, AP {metrics['AP']:.3f}")
+    return {INT8_ROW: row}
+
+
+def _int8_notes(rows: dict[str, dict[str, Any]], int8: dict[str, dict[str, Any]]) -> list[str]:
+    """One note on the INT8 row: format, agreement, FP32 nodes, latency against pruned FP32 and RTMPose-T."""
+    if INT8_ROW not in int8:
+        return ["INT8: no format passed the accuracy guard (see demo_log.jsonl)."]
+    row, pruned, tiny = int8[INT8_ROW], rows[ROWS[1]], rows[ROWS[2]]
+    kept = ", ".join(row["fp32_nodes"]) or "none"
+    return [
+        f"INT8 ({row['format']}, ONNX Runtime static quantisation, `rtmprune quantize`): agreement with the "
+        f"pruned FP32 model {row['agreement']:.4f} (COCO OKS-AP with FP32 keypoints as ground truth, val "
+        f"persons); nodes kept in FP32: {kept}; ORT {row['ort_ms'] / pruned['ort_ms']:.2f}x pruned FP32, "
+        f"{row['ort_ms'] / tiny['ort_ms']:.2f}x RTMPose-T (same interleaved run)."
+    ]
+
+
 def _bench(rows: dict[str, dict[str, Any]], settings: DemoSettings, log: JsonlLogger) -> None:
     from rtmprune.deploy import latency
 
@@ -361,7 +414,8 @@ def format_table(rows: dict[str, dict[str, Any]], input_size: tuple[int, int]) -
     return "\n".join(lines) + "\n"
 
 
-def _report(rows: dict[str, dict[str, Any]], settings: DemoSettings, plan: DemoPlan, cal: Calibration | None,
+def _report(rows: dict[str, dict[str, Any]], int8: dict[str, dict[str, Any]], settings: DemoSettings,
+            plan: DemoPlan, cal: Calibration | None,
             out: Path, prune_dir: Path, subnet: dict[str, Any] | None, iters: dict[str, int],
             elapsed: float) -> tuple[dict[str, Path], str]:
     """Write the plots, ``demo_results.md`` and ``demo_results.json``; return them and the printed text."""
@@ -375,7 +429,7 @@ def _report(rows: dict[str, dict[str, Any]], settings: DemoSettings, plan: DemoP
                                             divisor=settings.divisor)
     if subnet is not None:
         files["subnet"] = atomic_write_json(out / "fix_subnet.json", subnet)
-    table = format_table(rows, settings.input_size)
+    table = format_table({**rows, **int8}, settings.input_size)
     pruned = rows[ROWS[1]]
     notes = [
         f"Synthetic data at reduced size: {settings.num_train} train / {settings.num_val} val generated "
@@ -391,6 +445,7 @@ def _report(rows: dict[str, dict[str, Any]], settings: DemoSettings, plan: DemoP
         f"{pruned['flop_ratio_256x192']:.4f} at 192x256; GFLOPs are MACs (MMPose's convention).",
         f"ORT ms: ONNX Runtime CPU, batch 1, {settings.bench_threads} threads, median of "
         f"{settings.bench_runs} rounds, the three models interleaved (load average {(_load() or 0):.1f}).",
+        *_int8_notes(rows, int8),
         f"Wall time {elapsed / 60:.1f} min.",
     ]
     title = f"# rtmprune demo: GroupFisher on RTMPose-S vs RTMPose-T (synthetic data, {w}x{h})\n\n"
@@ -403,6 +458,7 @@ def _report(rows: dict[str, dict[str, Any]], settings: DemoSettings, plan: DemoP
         "synthetic": True,
         "input_size": [w, h],
         "rows": rows,
+        "int8": int8,
         "iterations": iters,
         "settings": asdict(settings),
         "plan": asdict(plan),

@@ -18,8 +18,9 @@ import pytest
 import torch
 
 from rtmprune.cli import main
+from rtmprune.engine import recipes
 from rtmprune.engine.config import load_config
-from rtmprune.engine.finetune_recipe import resolve_pruned_path
+from rtmprune.engine.finetune_recipe import finetune, resolve_pruned_path
 from rtmprune.engine.latency_profile import PROFILE, module_times_for, profile_identity
 from rtmprune.engine.model_loading import load_model_from_checkpoint
 from rtmprune.engine.prune_recipe import prune
@@ -139,6 +140,19 @@ def test_a_pruned_checkpoint_is_no_starting_point(finished, tmp_path):
     model = build_model("rtmpose-t", input_size=SIZE)
     with pytest.raises(RtmpruneError, match=r"is pruned \(meta\.subnet\)"):
         load_initial_weights(model, result.checkpoint)
+
+
+@pytest.mark.parametrize("key, value", [("model.input_size", "[96,64]"), ("model.num_keypoints", "26")])
+def test_finetune_and_test_refuse_a_checkpoint_the_data_would_not_fit(finished, tmp_path, key, value):
+    cfg, result = finished
+    other = _prune_config(Path(cfg.data_root), tmp_path / "ft", f"{key}={value}",
+                          f"finetune.pruned_path={cfg.work_dir}")
+    held = r"holds rtmpose-t for input \[64, 64\] \(w, h\) with 17 keypoints, but .* has model\.input_size"
+    with pytest.raises(RtmpruneError, match=held):
+        finetune(other)
+    with pytest.raises(RtmpruneError, match=held):
+        recipes.test(other, result.checkpoint)  # rtmprune test
+    assert not (tmp_path / "ft").exists()
 
 
 def test_every_load_says_what_it_loaded(finished, tmp_path, capsys):

@@ -37,7 +37,9 @@ from rtmprune.deploy.quant_guard import GuardResult, keep_sensitive_nodes
 from rtmprune.errors import RtmpruneError
 from rtmprune.files import atomic_write
 
-__all__ = ["QuantizeSettings", "quantize_onnx", "sensitive_node_candidates", "copy_metadata"]
+__all__ = [
+    "QuantizeSettings", "quantize_onnx", "quantize_formats", "sensitive_node_candidates", "copy_metadata",
+]
 
 # Nodes the guard may leave in FP32: the ones with weights, where 8-bit rounding changes the model itself.
 _GUARDED_OPS = ("Conv", "MatMul", "Gemm")
@@ -230,6 +232,21 @@ def quantize_onnx(
         "candidates": rows,
         **settings.extra,
     }
+
+
+def quantize_formats(
+    fp32_path: str | os.PathLike,
+    folder: str | os.PathLike,
+    specs: Sequence[QuantFormatSpec],
+    crops: np.ndarray,
+) -> dict[str, Path]:
+    """Each of ``specs`` applied to ``fp32_path`` as ``folder/<stem>_<spec>.onnx``, without the guard: for
+    benchmarks, where only the time is asked (`rtmprune bench --int8`, bench/int8_latency.py)."""
+    fp32_path, folder = Path(fp32_path), Path(folder)
+    with tempfile.TemporaryDirectory(prefix="rtmprune-int8-") as tmp:
+        shop = _Workshop(fp32_path, crops, Path(tmp), QuantizeSettings(formats=tuple(specs)))
+        named = {spec.name: folder / f"{fp32_path.stem}_{spec.name}.onnx" for spec in specs}
+        return {spec.name: copy_metadata(fp32_path, shop.quantize(spec), named[spec.name]) for spec in specs}
 
 
 def _repair_fastest(

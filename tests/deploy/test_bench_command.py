@@ -47,3 +47,19 @@ def test_bench_table_with_named_subnets(capsys):
     rows = {" ".join(line.split()[:2]) for line in text.splitlines() if " CPU " in line}
     assert rows == {"rtmpose-t CPU", "coco d8", "coco d16", "aic d8", "aic d16"}
     assert "fastest divisor (coco, CPU, batch 1)" in text and "fastest divisor (aic, CPU, batch 1)" in text
+
+
+def test_bench_int8_copies_beside_their_fp32(capsys):
+    args = ["bench", "--models", "rtmpose-t", "--subnet", str(MMRAZOR_COCO), "--divisors", "16", "--int8"]
+    args += ["--batch", "1", "--runs", "3", "--warmup", "1", "--threads", "1", "--input-size", "64", "64"]
+    assert main([*args, "--no-alone-check", "--json"]) == 0
+    records = {r["name"]: r for r in map(json.loads, capsys.readouterr().out.strip().splitlines())}
+    assert set(records) == {"rtmpose-t", "pruned d16", "rtmpose-t int8", "pruned d16 int8"}
+    for fp32 in ("rtmpose-t", "pruned d16"):
+        int8 = records[f"{fp32} int8"]
+        assert int8["kind"] == "int8" and int8["fp32"] == fp32 and int8["int8_format"] == "qop-int8-path"
+        assert int8["vs_fp32"] == int8["median_ms"] / records[fp32]["median_ms"]
+        assert records[fp32]["vs_fp32"] is None
+    t_int8 = records["rtmpose-t int8"]  # the xT column stays FP32 RTMPose-T's
+    assert t_int8["vs_rtmpose_t"] == t_int8["median_ms"] / records["rtmpose-t"]["median_ms"]
+    assert sum(r.get("fastest_divisor", False) for r in records.values()) == 1  # INT8 is not a divisor

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rtmprune.deploy.compare import REFERENCES, Reference, compare, fastest_divisors, unsteady
+from rtmprune.deploy.compare import REFERENCES, Reference, compare, fastest_divisors, unsteady, versus_fp32
 from rtmprune.deploy.latency import Timing
 
 
@@ -81,3 +81,16 @@ def test_fastest_divisor_tie_keeps_the_first_and_ignores_other_kinds():
 def test_unsteady_flags_interleaved_far_from_alone(alone, flagged):
     records = compare({"mine": _timing("mine", 10.0, alone=alone)}, INFO)
     assert (unsteady(records) == records) is flagged
+
+
+def test_int8_copy_against_its_own_fp32_at_the_same_batch():
+    info = {**INFO, "pruned d8 int8": {"kind": "int8", "fp32": "pruned d8"}}
+    records = []
+    for batch, medians in ((1, {"rtmpose-t": 8.0, "pruned d8": 6.0, "pruned d8 int8": 3.6}),
+                           (32, {"rtmpose-t": 200.0, "pruned d8": 150.0, "pruned d8 int8": 75.0})):
+        records += compare({n: _timing(n, m, batch) for n, m in medians.items()}, info)
+    by = {(r["name"], r["batch"]): r for r in versus_fp32(records)}
+    assert by[("pruned d8 int8", 1)]["vs_fp32"] == pytest.approx(0.6)
+    assert by[("pruned d8 int8", 32)]["vs_fp32"] == pytest.approx(0.5)
+    assert by[("pruned d8 int8", 1)]["vs_rtmpose_t"] == pytest.approx(3.6 / 8)  # T stays the FP32 baseline
+    assert by[("pruned d8", 1)]["vs_fp32"] is None and by[("rtmpose-t", 32)]["vs_fp32"] is None

@@ -31,6 +31,7 @@ EXAMPLES = """
   rtmprune bench --subnet act=a/fix_subnet.json latency=l/fix_subnet.json --divisors 16   # several, named
   rtmprune bench --mmrazor-subnet tests/assets/mmrazor/rtmpose-s_coco_fix_subnet.json --json
   rtmprune bench --onnx mine=model.onnx --models rtmpose-t --out bench.jsonl
+  rtmprune bench --checkpoint best.pth --divisors 16 --int8        # each model beside its INT8 copy
 """
 
 
@@ -68,6 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON lines instead of the table")
     parser.add_argument(
         "--profile", action="store_true", help="also print per-stage latency (ONNX Runtime profiler, batch 1)"
+    )
+    parser.add_argument(
+        "--int8", nargs="?", const="qop-int8-path", metavar="FORMAT",
+        help="also time an INT8 copy of every exported model (default format qop-int8-path; random "
+        "calibration, no accuracy guard: `rtmprune quantize` writes a guarded file)",
     )
 
 
@@ -178,7 +184,25 @@ def _export_all(args: argparse.Namespace, folder: Path) -> tuple[dict[str, Path]
             else:
                 paths[c.name], flops, params = c.onnx, None, None
             info[c.name] = {"kind": kind, **c.info, "flops": flops, "params": params}
+    if args.int8:
+        _add_int8(args.int8, folder, shape, paths, info)
     return paths, info
+
+
+def _add_int8(fmt: str, folder: Path, shape: tuple[int, ...], paths: dict[str, Path],
+              info: dict[str, dict[str, Any]]) -> None:
+    """An INT8 copy (``NAME int8``, kind ``int8``) of every model bench exported itself (not ``--onnx``)."""
+    import numpy as np
+
+    from rtmprune.deploy.quant_formats import find_formats
+    from rtmprune.deploy.quantize import quantize_formats
+
+    spec = find_formats([fmt])[0]
+    # Latency does not depend on the calibration ranges: seeded random inputs, no data needed.
+    crops = np.random.default_rng(0).standard_normal((8, *shape[1:])).astype(np.float32)
+    for name in [n for n in paths if info[n]["kind"] != "onnx"]:
+        paths[f"{name} int8"] = quantize_formats(paths[name], folder, [spec], crops)[spec.name]
+        info[f"{name} int8"] = {**info[name], "kind": "int8", "fp32": name, "int8_format": spec.name}
 
 
 def _time_all(args: argparse.Namespace, paths: dict[str, Path], info: dict[str, dict[str, Any]],
@@ -224,6 +248,7 @@ def _columns() -> list[tuple[str, str, Callable[[dict[str, Any]], str]]]:
         *((ref.header, ">6", lambda r, k=ref.key: _cell(r.get(k), ".2f")) for ref in REFERENCES),
         ("GFLOPs", ">7", lambda r: _cell(r["flops"], ".3f", 1e9)),
         ("Params M", ">8", lambda r: _cell(r["params"], ".2f", 1e6)),
+        ("xFP32", ">6", lambda r: _cell(r.get("vs_fp32"), ".2f")),
         ("alone", ">6", lambda r: _cell(r["alone_ratio"], ".2f")),
     ]
 
@@ -273,7 +298,7 @@ def _print_text(records: list[dict[str, Any]], fastest: dict[tuple[str, str, int
 
 def run(args: argparse.Namespace) -> int:
     from rtmprune.deploy import latency
-    from rtmprune.deploy.compare import fastest_divisors
+    from rtmprune.deploy.compare import fastest_divisors, versus_fp32
     from rtmprune.errors import RtmpruneError
     from rtmprune.jsonlog import JsonlLogger
 
@@ -286,7 +311,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="rtmprune-bench-") as tmp:
         paths, info = _export_all(args, Path(args.keep_onnx or tmp))
         say(f"timing {len(paths)} models, {args.threads} threads, load average {load}")
-        records = _time_all(args, paths, info, providers, say)
+        records = versus_fp32(_time_all(args, paths, info, providers, say))
         profile_text, stages = _profile_table(paths, args.threads) if args.profile else (None, {})
     for record in records:
         record.update(threads=args.threads, load_avg=load)

@@ -5,6 +5,7 @@
 - `fastest_divisors`: per pruned structure, provider and batch, the divisor with the lowest median: what
   MMRazor's README asks users to find by hand.
 - `unsteady`: records whose interleaved median strays from their median timed alone.
+- `versus_fp32`: an INT8 copy's median over its own FP32 model's (``info["fp32"]`` names it).
 
 A model's ``info`` is a dict with at least ``kind`` (``baseline``, ``pruned``, ``mmrazor``, ``onnx``, ...);
 pruned models add ``subnet`` (the structure's label) and ``divisor``, baselines ``arch``.
@@ -18,7 +19,7 @@ from typing import Any
 
 from rtmprune.deploy.latency import Timing
 
-__all__ = ["Reference", "REFERENCES", "compare", "fastest_divisors", "unsteady"]
+__all__ = ["Reference", "REFERENCES", "compare", "fastest_divisors", "unsteady", "versus_fp32"]
 
 Info = Mapping[str, Any]
 Record = dict[str, Any]
@@ -79,3 +80,13 @@ def fastest_divisors(records: Iterable[Record]) -> dict[tuple[str, str, int], Re
 def unsteady(records: Iterable[Record], limit: float = 0.1) -> list[Record]:
     """Records whose interleaved median differs from their alone median by more than ``limit`` (relative)."""
     return [r for r in records if r.get("alone_ratio") is not None and abs(r["alone_ratio"] - 1) > limit]
+
+
+def versus_fp32(records: list[Record]) -> list[Record]:
+    """Set ``vs_fp32`` on every record whose info names its FP32 model (``fp32``): median / that model's
+    median at the same provider and batch (None elsewhere); returns ``records``."""
+    medians = {(r["name"], r["provider"], r["batch"]): r["median_ms"] for r in records}
+    for record in records:
+        fp32 = medians.get((record.get("fp32"), record["provider"], record["batch"]))
+        record["vs_fp32"] = record["median_ms"] / fp32 if fp32 else None
+    return records

@@ -19,10 +19,12 @@ Same crops, same FP32 file => the same bytes (calibration and quantisation are d
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
+import logging
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -83,7 +85,7 @@ def _calibrate(pre: Path, crops: np.ndarray, spec: QuantFormatSpec, cache: Path,
     args = ort_arguments(spec)
     percentile = spec.extra_options.get("CalibPercentile")
     options = {} if percentile is None else {"percentile": percentile}
-    with tempfile.TemporaryDirectory(prefix="rtmprune-calib-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="rtmprune-calib-") as tmp, _quiet():
         calibrator = create_calibrator(
             pre, list(INT8_PATH), augmented_model_path=str(Path(tmp) / "augmented.onnx"),
             calibrate_method=args["calibrate_method"], extra_options=options,
@@ -91,6 +93,20 @@ def _calibrate(pre: Path, crops: np.ndarray, spec: QuantFormatSpec, cache: Path,
         calibrator.collect_data(_Crops(crops, _input_name(pre), batch))
         save_tensors_data(calibrator.compute_data(), cache)
     return cache
+
+
+@contextlib.contextmanager
+def _quiet():
+    """ONNX Runtime's quantiser warns through the root logger about every tensor it leaves in float (the
+    head's shape tensors) and its histogram calibrators print progress: neither is for our users."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.setLevel(level)
 
 
 def _input_name(path: Path) -> str:
@@ -137,7 +153,8 @@ class _Workshop:
 
         self.fp32, self.folder, self.crops, self.settings, self.count = fp32, folder, crops, settings, 0
         self.pre = folder / "preprocessed.onnx"
-        quant_pre_process(str(fp32), str(self.pre))
+        with _quiet():
+            quant_pre_process(str(fp32), str(self.pre))
 
     def quantize(
         self, spec: QuantFormatSpec, excluded: Sequence[str] = (), only: Sequence[str] | None = None
@@ -152,11 +169,12 @@ class _Workshop:
         )
         self.count += 1
         out = self.folder / f"{spec.name}-{self.count:03d}.onnx"
-        quantize_static(
-            str(self.pre), str(out), None, nodes_to_exclude=list(excluded),
-            nodes_to_quantize=None if only is None else list(only),
-            calibration_cache_path=str(cache), **ort_arguments(spec),
-        )
+        with _quiet():
+            quantize_static(
+                str(self.pre), str(out), None, nodes_to_exclude=list(excluded),
+                nodes_to_quantize=None if only is None else list(only),
+                calibration_cache_path=str(cache), **ort_arguments(spec),
+            )
         return out
 
 
@@ -207,17 +225,8 @@ def quantize_onnx(
             _repair_fastest(shop, settings, results, times, agreement)
         rows = [_row(s, results[s.name], times[s.name], times["fp32"], settings.min_agreement)
                 for s in settings.formats]
-        passing = [row for row in rows if row["passed"]]
-        if not passing:
-            best = max(rows, key=lambda row: row["agreement"])
-            raise RtmpruneError(
-                f"{out}: no INT8 format reaches agreement {settings.min_agreement} with at most "
-                f"{settings.max_fp32_nodes} nodes in FP32 (best: {best['name']} at {best['agreement']:.4f}); "
-                "lower --min-agreement or raise --max-fp32-nodes"
-            )
-        chosen = min(passing, key=lambda row: row["median_ms"])
+        chosen = _fastest_passing(rows, out, settings)
         written = copy_metadata(fp32_path, results[chosen["name"]].path, out)
-        shutil.rmtree(tmp, ignore_errors=True)
     return {
         "onnx": written.name,
         "fp32_onnx": str(fp32_path),
@@ -232,6 +241,18 @@ def quantize_onnx(
         "candidates": rows,
         **settings.extra,
     }
+
+
+def _fastest_passing(rows: list[dict[str, Any]], out: str | os.PathLike, settings: QuantizeSettings) -> dict:
+    passing = [row for row in rows if row["passed"]]
+    if not passing:
+        best = max(rows, key=lambda row: row["agreement"])
+        raise RtmpruneError(
+            f"{out}: no INT8 format reaches agreement {settings.min_agreement} with at most "
+            f"{settings.max_fp32_nodes} nodes in FP32 (best: {best['name']} at {best['agreement']:.4f}); "
+            "lower --min-agreement or raise --max-fp32-nodes"
+        )
+    return min(passing, key=lambda row: row["median_ms"])
 
 
 def quantize_formats(

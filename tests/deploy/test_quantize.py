@@ -10,6 +10,7 @@ import numpy as np
 import onnx
 import pytest
 
+from rtmprune.cli import main
 from rtmprune.deploy.onnx import read_description, read_onnx_metadata
 from rtmprune.deploy.ort_predict import OnnxPoseModel
 from rtmprune.deploy.quant_formats import QuantFormatSpec, find_formats
@@ -21,7 +22,6 @@ from rtmprune.engine.quantize_recipe import (
     export_fp32,
     holdout_loader,
     onnx_agreement,
-    quantize_checkpoint,
 )
 from rtmprune.errors import RtmpruneError
 from tiny_pose_setup import write_o1_checkpoint, write_tiny_setup
@@ -78,12 +78,13 @@ def _settings(formats, **kw) -> QuantizeSettings:
     return QuantizeSettings(formats=find_formats(formats), timing_runs=3, threads=1, **kw)
 
 
-def test_int8_runs_keeps_the_interface_and_agrees_with_fp32(setup):
+def test_int8_runs_keeps_the_interface_and_agrees_with_fp32(setup, capsys):
     out = setup["root"] / "int8.onnx"
-    report = quantize_checkpoint(
-        setup["cfg"], setup["checkpoint"], out, _settings(["qop-conv"], min_agreement=0.8),
-        calib_images=8, holdout=6,
-    )
+    args = ["quantize", str(setup["config"]), str(setup["checkpoint"]), "--out", str(out)]
+    args += ["--formats", "qop-conv", "--min-agreement", "0.8", "--calib-images", "8", "--holdout", "6"]
+    args += ["--runs", "3", "--threads", "1"]
+    assert main([*args, "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     fp32_graph, int8_graph = onnx.load(str(setup["fp32"])).graph, onnx.load(str(out)).graph
     assert [i.name for i in int8_graph.input] == [i.name for i in fp32_graph.input] == ["input"]
     assert [o.name for o in int8_graph.output] == [o.name for o in fp32_graph.output]

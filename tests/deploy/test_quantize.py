@@ -15,7 +15,7 @@ from rtmprune.deploy.onnx import read_description, read_onnx_metadata
 from rtmprune.deploy.ort_predict import OnnxPoseModel
 from rtmprune.deploy.quant_formats import QuantFormatSpec, find_formats
 from rtmprune.deploy.quant_guard import keep_sensitive_nodes
-from rtmprune.deploy.quantize import QuantizeSettings, quantize_onnx
+from rtmprune.deploy.quantize import QuantizeSettings, quantize_formats, quantize_onnx
 from rtmprune.engine.config import load_config
 from rtmprune.engine.quantize_recipe import (
     calibration_crops,
@@ -140,6 +140,19 @@ def test_same_crops_give_the_same_file(setup, tmp_path):
     for name in ("a.onnx", "b.onnx"):
         quantize_onnx(setup["fp32"], tmp_path / name, crops, lambda path: 1.0, settings)
     assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+
+
+def test_backbone_format_leaves_the_head_in_fp32(setup, tmp_path):
+    spec = find_formats(["qop-backbone"])[0]
+    path = quantize_formats(setup["fp32"], tmp_path, [spec], calibration_crops(setup["cfg"], 4))[spec.name]
+    nodes = onnx.load(str(path)).graph.node
+    head = [n.op_type for n in nodes if n.name.startswith("/head/")]
+    fp32_head = [n.op_type for n in onnx.load(str(setup["fp32"])).graph.node if n.name.startswith("/head/")]
+    assert not [op for op in head if op.startswith("QLinear")]  # no head node quantised...
+    for op in ("Conv", "MatMul"):  # ...its weighted nodes all there in float
+        assert head.count(op) == fp32_head.count(op) > 0
+    backbone_convs = [n for n in nodes if n.name.startswith("/backbone/") and n.op_type.startswith("QLinear")]
+    assert len(backbone_convs) > 30
 
 
 # ---------------------------------------------------------------------------------------------- errors

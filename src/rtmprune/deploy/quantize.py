@@ -109,19 +109,21 @@ def _quiet():
         root.setLevel(level)
 
 
-def _input_name(path: Path) -> str:
+def _graph(path: Path) -> Any:
     import onnx
 
-    return onnx.load(str(path), load_external_data=False).graph.input[0].name
+    return onnx.load(str(path), load_external_data=False).graph
+
+
+def _input_name(path: Path) -> str:
+    return _graph(path).input[0].name
 
 
 def sensitive_node_candidates(path: str | os.PathLike, spec: QuantFormatSpec) -> list[str]:
     """Names of the nodes of ``path`` (graph order) the guard may leave in FP32 under ``spec``."""
-    import onnx
-
-    graph = onnx.load(str(path), load_external_data=False).graph
     ops = set(_GUARDED_OPS) & set(spec.op_types)
-    return [node.name for node in graph.node if node.op_type in ops]
+    nodes = _graph(Path(path)).node
+    return [n.name for n in nodes if n.op_type in ops and not n.name.startswith(spec.fp32_scopes)]
 
 
 def copy_metadata(source: str | os.PathLike, target: str | os.PathLike, out: str | os.PathLike) -> Path:
@@ -155,6 +157,7 @@ class _Workshop:
         self.pre = folder / "preprocessed.onnx"
         with _quiet():
             quant_pre_process(str(fp32), str(self.pre))
+        self.node_names = [node.name for node in _graph(self.pre).node]
 
     def quantize(
         self, spec: QuantFormatSpec, excluded: Sequence[str] = (), only: Sequence[str] | None = None
@@ -169,9 +172,10 @@ class _Workshop:
         )
         self.count += 1
         out = self.folder / f"{spec.name}-{self.count:03d}.onnx"
+        scoped = [name for name in self.node_names if name.startswith(spec.fp32_scopes)]  # False for ()
         with _quiet():
             quantize_static(
-                str(self.pre), str(out), None, nodes_to_exclude=list(excluded),
+                str(self.pre), str(out), None, nodes_to_exclude=[*excluded, *scoped],
                 nodes_to_quantize=None if only is None else list(only),
                 calibration_cache_path=str(cache), **ort_arguments(spec),
             )

@@ -12,6 +12,7 @@ import torch
 
 from rtmprune.cli import main
 from rtmprune.deploy.agreement import reference_ground_truth
+from rtmprune.deploy.onnx import read_description
 from rtmprune.engine.config import load_config
 from rtmprune.engine.model_loading import load_model_from_checkpoint
 from rtmprune.engine.train import validate
@@ -61,6 +62,8 @@ def test_onnx_equals_checkpoint(setup, capsys):
     assert set(from_onnx) == set(from_checkpoint) and len(from_onnx) == 10
     for name, value in from_checkpoint.items():
         assert from_onnx[name] == pytest.approx(value, abs=1e-4), name
+    row = json.loads((setup["root"] / "work" / "results.json").read_text())["models"]["fp32.onnx (onnx)"]
+    assert row["metrics"]["AP"] == from_onnx["AP"] and row["flops"] == read_description(onnx_path)["flops"]
 
 
 def test_onnx_without_rtmprune_metadata_is_one_line(setup, capsys):

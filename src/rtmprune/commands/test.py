@@ -65,9 +65,18 @@ def _run_onnx(cfg, args: argparse.Namespace) -> int:
     """An exported model (FP32 or INT8) through ONNX Runtime: the AP of the file that ships."""
     from pathlib import Path
 
+    from rtmprune.deploy.onnx import read_description
     from rtmprune.deploy.report import record_result
     from rtmprune.engine.quantize_recipe import test_onnx
+    from rtmprune.errors import RtmpruneError
 
     metrics = test_onnx(cfg, args.checkpoint)
-    record_result(cfg.work_dir, f"{Path(args.checkpoint).name} (onnx)", metrics, onnx=str(args.checkpoint))
+    compute = {}
+    try:  # FLOPs / params from the JSON beside it, when that JSON describes this very file
+        described = read_description(args.checkpoint)
+        compute = {k: described.get(k) for k in ("flops", "params")}
+    except RtmpruneError:
+        pass
+    name = f"{Path(args.checkpoint).name} (onnx)"
+    record_result(cfg.work_dir, name, metrics, **compute, onnx=str(args.checkpoint))
     return _print_metrics(metrics, args.json)

@@ -40,6 +40,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-fp32-nodes", type=int, default=8, help="most nodes the guard may keep in FP32 (8)"
     )
     parser.add_argument(
+        "--guard-formats", type=int, default=1,
+        help="failing formats the guard repairs, fastest first (1; each costs one probe per conv/matmul)",
+    )
+    parser.add_argument(
         "--formats", nargs="+", metavar="NAME",
         help=f"candidates to try (default all: {', '.join(s.name for s in CANDIDATES)})",
     )
@@ -71,13 +75,14 @@ def run(args: argparse.Namespace) -> int:
     from rtmprune.engine.quantize_recipe import quantize_checkpoint
     from rtmprune.errors import RtmpruneError
 
-    for name in ("calib_images", "holdout", "threads", "batch", "runs"):
+    for name in ("calib_images", "holdout", "threads", "batch", "runs", "guard_formats"):
         if getattr(args, name) < 1:
             raise RtmpruneError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     cfg = load_config(args.config, args.overrides)
     settings = QuantizeSettings(
         formats=find_formats(args.formats), min_agreement=args.min_agreement,
-        max_fp32_nodes=args.max_fp32_nodes, threads=args.threads, batch=args.batch, timing_runs=args.runs,
+        max_fp32_nodes=args.max_fp32_nodes, guard_formats=args.guard_formats, threads=args.threads,
+        batch=args.batch, timing_runs=args.runs,
     )
     report = quantize_checkpoint(
         cfg, args.checkpoint, args.out, settings, args.calib_images, args.holdout, args.seed, args.divisor

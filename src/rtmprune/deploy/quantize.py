@@ -10,7 +10,8 @@ Steps (`quantize_onnx`):
    COCO OKS-AP against the FP32 model on held-out crops);
 4. all candidates timed with the FP32 model in one interleaved ONNX Runtime run (`deploy.latency`);
 5. if no candidate reaches ``min_agreement``, the accuracy guard (`deploy.quant_guard`) leaves the most
-   sensitive convolutions / matmuls in FP32, fastest candidate first, and the repaired models are timed;
+   sensitive convolutions / matmuls in FP32 in the ``guard_formats`` fastest candidates (fastest first),
+   and the repaired models are timed;
 6. the fastest passing candidate is copied to ``out`` with the FP32 file's metadata; the report (candidate
    table, agreement, FP32 nodes, latency vs FP32) is returned for the caller to save.
 
@@ -54,6 +55,7 @@ class QuantizeSettings:
     formats: Sequence[QuantFormatSpec] = CANDIDATES
     min_agreement: float = 0.97
     max_fp32_nodes: int = 8
+    guard_formats: int = 1  # how many failing candidates the guard repairs, fastest first (each: ~N probes)
     threads: int = 2
     batch: int = 1
     timing_runs: int = 50
@@ -281,8 +283,9 @@ def _repair_fastest(
     times: dict[str, float],
     agreement: Callable[[Path], float],
 ) -> None:
-    """The guard on each candidate, fastest first, until one passes; repaired models are re-timed."""
-    for spec in sorted(settings.formats, key=lambda s: times[s.name]):
+    """The guard on the ``guard_formats`` fastest candidates, fastest first, until one passes; repaired
+    models are re-timed. Each repair costs one probe per weighted node, so the count is bounded."""
+    for spec in sorted(settings.formats, key=lambda s: times[s.name])[: settings.guard_formats]:
         guarded = keep_sensitive_nodes(
             sensitive_node_candidates(shop.pre, spec),
             lambda excluded, only, spec=spec: shop.quantize(spec, excluded, only),

@@ -350,7 +350,9 @@ def _quantize(cfg: Config, checkpoint: Path, pruned: dict[str, Any], settings: D
     chosen = QuantizeSettings(formats=formats, threads=settings.bench_threads, timing_runs=30, **guard)
     path = out / "rtmpose-s_pruned_int8.onnx"
     try:
-        report = quantize_checkpoint(cfg, checkpoint, path, chosen, calib_images=64, divisor=settings.divisor)
+        # 100 held-out persons: every guard probe predicts them twice (flip test), and probes are many.
+        report = quantize_checkpoint(cfg, checkpoint, path, chosen, calib_images=64, holdout=100,
+                                     divisor=settings.divisor)
     except RtmpruneError as err:
         tqdm.write(f"    INT8: {err}")
         log.log(event="quantize", error=str(err))

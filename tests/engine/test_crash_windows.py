@@ -39,8 +39,12 @@ def scripted_validate(model, loader, cfg):
 def _die_at_write(config: Path, kill_at: int) -> None:
     """``rtmprune train`` that dies at the start of checkpoint write ``kill_at`` (1-based), mid temp file.
 
-    Runs in a forked child (the parent's ``validate`` is already the scripted one).
+    Runs in a spawned child: a fork of the test process (tqdm's monitor and torch's pool threads running)
+    can inherit a held lock and hang for good, as it did under CI. The child scripts ``validate`` itself.
     """
+    import rtmprune.engine.train
+
+    rtmprune.engine.train.validate = scripted_validate
     real_save, writes = torch.save, [0]
 
     def save(obj, path):
@@ -78,7 +82,7 @@ def _assert_same_checkpoint(a: Path, b: Path) -> None:
 def _resume_after_kill(config: Path, kill_at: int, lose_best: bool, capsys) -> Path:
     """Die at write ``kill_at``, check what is left, then ``rtmprune train --resume``; the work dir."""
     run = Path(load_config(config).work_dir)
-    child = multiprocessing.get_context("fork").Process(target=_die_at_write, args=(config, kill_at))
+    child = multiprocessing.get_context("spawn").Process(target=_die_at_write, args=(config, kill_at))
     child.start()
     child.join()
     assert child.exitcode == 9

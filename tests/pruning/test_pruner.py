@@ -13,6 +13,7 @@ import torch
 from tests.pruning.helpers import assert_slim_equals_masked, train_steps
 from tests.pruning.zoo import ZOO
 
+from rtmprune.errors import RtmpruneError
 from rtmprune.pruning import GroupFisherPruner
 from shared_paths import ROOT
 
@@ -43,6 +44,27 @@ def test_state_dict_roundtrip_by_unit_name():
         torch.manual_seed(1)
         train_steps(m, p, x, steps=2)
     assert torch.equal(other.active, pruner.active)
+
+
+def test_a_state_of_another_model_is_a_one_line_error_naming_the_unit():
+    """Every unit of the state must be one of the model's with as many channels, and the other way round: a
+    unit left out would silently stay unpruned."""
+    _, _, pruner = _pruner("csp_block", interval=3)
+    state = pruner.state_dict()
+    first = next(iter(state["units"]))
+    lacking = {**state, "units": {k: v for k, v in state["units"].items() if k != first}}
+    foreign = {**state, "units": {**state["units"], "elsewhere": state["units"][first]}}
+    entry = state["units"][first]
+    widened = {**entry, "active": torch.ones(len(entry["active"]) + 1)}
+    wider = {**state, "units": {**state["units"], first: widened}}
+    expected = {
+        "lacks unit": lacking,
+        "has unit 'elsewhere'": foreign,
+        f"has {len(entry['active']) + 1} channels": wider,
+    }
+    for message, bad in expected.items():
+        with pytest.raises(RtmpruneError, match=message):
+            _pruner("csp_block", interval=3)[2].load_state_dict(bad)
 
 
 def test_divisor_mode_ends_at_multiples_and_target():

@@ -257,9 +257,7 @@ class GroupFisherPruner:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         by_name = {u.name: u for u in self.units}
-        unknown = [k for k in state["units"] if k not in by_name]
-        if unknown:
-            raise KeyError(f"pruner state has unit {unknown[0]!r}, which this model does not have")
+        _check_state_units(state["units"], {u.name: u.num_channels for u in self.units})
         active = torch.ones_like(self.active)
         scores = torch.zeros(self.analysis.num_channels, dtype=torch.float64)
         for name, entry in state["units"].items():
@@ -329,3 +327,18 @@ def slim_from_subnet(model: nn.Module, example_inputs: Any, sub: dict | str, div
     pruner.remove()
     return pruner.slim(divisor)
 
+
+def _check_state_units(saved: dict[str, Any], channels: dict[str, int]) -> None:
+    """A pruner state fits this model only unit for unit and channel for channel: a unit the state lacks would
+    silently stay unpruned, so either direction of mismatch is a one-line error naming the first unit."""
+    unknown = next((name for name in saved if name not in channels), None)
+    if unknown is not None:
+        raise RtmpruneError(f"pruner state has unit {unknown!r}, which this model does not have")
+    missing = next((name for name in channels if name not in saved), None)
+    if missing is not None:
+        raise RtmpruneError(f"pruner state lacks unit {missing!r} of this model (saved for another model?)")
+    for name, count in channels.items():
+        if len(saved[name]["active"]) != count:
+            raise RtmpruneError(
+                f"pruner state unit {name!r} has {len(saved[name]['active'])} channels, this model {count}"
+            )

@@ -113,3 +113,19 @@ def test_a_kill_at_any_write_resumes_to_the_unkilled_run(tiny_set, tiny_config, 
         for name in ("last.pth", "best.pth"):
             _assert_same_checkpoint(reference / name, run / name)
         assert _records(run) == _records(reference), kill_at  # nothing lost, nothing logged twice
+
+
+def test_a_resume_of_a_finished_run_returns_its_last_validation(tiny_set, tiny_config, tmp_path, monkeypatch):
+    """What a recipe records after ``fit`` (finetune's results.json row) must survive a kill between the last
+    checkpoint and that record: the resume of the finished run returns the last validation's metrics again
+    (epoch 3's scripted AP 0.2, not the best 0.3) and writes nothing."""
+    from rtmprune.engine.recipes import train
+
+    monkeypatch.setattr("rtmprune.engine.train.validate", scripted_validate)
+    config = _config(tiny_set, tiny_config, tmp_path / "finished")
+    assert main(["train", str(config)]) == 0
+    last = config.parent / "finished" / "last.pth"
+    written = last.stat().st_mtime_ns
+    result = train(load_config(config), resume=True)
+    assert result.metrics == dict.fromkeys(METRIC_NAMES, AP_BY_EPOCH[-1])
+    assert result.best_ap == max(AP_BY_EPOCH) and last.stat().st_mtime_ns == written

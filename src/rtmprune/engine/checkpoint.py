@@ -64,6 +64,9 @@ class Progress:
     batch_in_epoch: int = 0  # batches of epoch `epoch` already trained
     best_ap: float | None = None
     best_epoch: int | None = None
+    # The latest validation's metrics: a resume of a finished run returns them, so what a recipe records
+    # after ``fit`` (results.json) is recorded again when a kill fell between the last save and that record.
+    last_metrics: dict[str, float] | None = None
 
 
 def capture_rng() -> dict[str, Any]:
@@ -138,6 +141,7 @@ def build_state(
         "iteration": progress.iteration,
         "batch_in_epoch": progress.batch_in_epoch,
         "best": {"AP": progress.best_ap, "epoch": progress.best_epoch},
+        "last_metrics": dict(progress.last_metrics) if progress.last_metrics else None,
         "rng": rng,
         "config": config,
         "meta": meta,

@@ -232,7 +232,7 @@ def fit(model: nn.Module, cfg: Config, hooks: TrainHooks | None = None, *, resum
 
 def _result(run: _Run, metrics: dict[str, float] | None, stopped: StopReason) -> FitResult:
     p = run.progress
-    return FitResult(p.epoch, p.iteration, p.best_ap, metrics, stopped)
+    return FitResult(p.epoch, p.iteration, p.best_ap, metrics or p.last_metrics, stopped)
 
 
 def _start(model: nn.Module, cfg: Config, hooks: TrainHooks, resume: bool) -> _Run:
@@ -282,7 +282,7 @@ def _resume(run: _Run) -> None:
     restore_model(run.model, run.ema, state, path)
     run.optimizer.load_state_dict(state["optimizer"])
     run.progress = Progress(state["epoch"], state["iteration"], state.get("batch_in_epoch", 0),
-                            state["best"]["AP"], state["best"]["epoch"])
+                            state["best"]["AP"], state["best"]["epoch"], state.get("last_metrics"))
     if len(state["rng"]) == run.info.world_size:
         restore_rng(state["rng"][run.info.rank])
     if run.hooks.load_extra_state is not None:
@@ -385,6 +385,7 @@ def _end_epoch(run: _Run, epoch: int) -> dict[str, float] | None:
     metrics, better = None, False
     if run.hooks.validate and (progress.epoch % tc.val_interval == 0 or progress.epoch == tc.max_epochs):
         metrics = _validate_on_main(run.model, run.ema, run.val_loader, run.cfg)
+        progress.last_metrics = dict(metrics)
         run.logger.log(mode="val", iteration=progress.iteration, epoch=progress.epoch, **metrics)
         better = progress.best_ap is None or metrics["AP"] > progress.best_ap
         if better:

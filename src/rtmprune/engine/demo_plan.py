@@ -98,9 +98,10 @@ class Calibration:
 
 
 def _thread_speedup(threads: int) -> float:
-    # Why not the thread count: small convolutions barely scale; measured end to end on 2 free cores, a
-    # demo planned with 1.5x ran 1.38x over its budget, so 2 threads count as ~1.1x.
-    return 1.0 + 0.1 * max(0, threads - 1)
+    # Why not the thread count: small convolutions barely scale. Measured end to end on 2 free cores: a demo
+    # planned with 1.5x once ran 1.38x over its budget; planned with 1.1x, two runs (2026-12-02) took 6.5 min
+    # of a 10-min budget (S steps 0.30 s wall vs 0.46 s single-thread CPU), so 2 threads count as 1.25x.
+    return 1.0 + 0.25 * max(0, threads - 1)
 
 
 def _step_seconds(arch: str, settings: DemoSettings, device: torch.device, steps: int = 2) -> float:

@@ -61,6 +61,7 @@ REFERENCE_SIZE = (192, 256)  # (w, h): the seed's input size, for the second pai
 _MARKER = ".rtmprune-demo"  # marks work dirs the demo may delete when it runs again in the same --out
 _STAGES = ("data", "calibrate", "rtmpose-s", "prune", "finetune", "rtmpose-t", "test", "deploy", "bench",
            "report")
+_ARCH_NAMES = {"rtmpose-s": "RTMPose-S", "rtmpose-t": "RTMPose-T"}
 
 
 # ------------------------------------------------------------------------------------------------ configs
@@ -146,142 +147,173 @@ def _iters_per_epoch(data_root: Path, batch_size: int) -> int:
     return ipe
 
 
+class _StageClock:
+    """The one object that owns the demo's progress: the stage bar, the JSON-lines log and stage timings."""
+
+    def __init__(self, out: Path, say: Callable[[str], None]) -> None:
+        (out / "demo_log.jsonl").unlink(missing_ok=True)  # this run's log only
+        self.log, self.say = JsonlLogger(out / "demo_log.jsonl"), say
+        self.start, self.stamps = time.perf_counter(), {}
+        self.bar = tqdm(total=len(_STAGES), desc="demo", unit="stage", dynamic_ncols=True)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def stage(self, name: str, message: str) -> None:
+        self.stamps[name] = time.perf_counter()
+        self.bar.set_description(f"demo: {name}")
+        self.say(f"[{_STAGES.index(name) + 1}/{len(_STAGES)}] {message}")
+        self.log.log(event="stage", stage=name, elapsed=self.elapsed())
+
+    def done(self, name: str, **record: Any) -> None:
+        took = time.perf_counter() - self.stamps[name]
+        self.log.log(event="done", stage=name, seconds=took, elapsed=self.elapsed(), **record)
+        self.bar.update(1)
+
+
+@dataclass(frozen=True)
+class _Trained:
+    """What a training stage hands on: its config, its final checkpoint, the iterations it ran."""
+
+    cfg: Config
+    checkpoint: Path
+    iterations: int
+
+
 def run_demo(
     out_dir: str | Path, settings: DemoSettings, say: Callable[[str], None] | None = None
 ) -> DemoResult:
     """Run every stage (module docstring) into ``out_dir``; return the rows of the table and the files."""
-    from rtmprune.data.synthetic import generate_synthetic_dataset
-
-    say = say or tqdm.write
-    start = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "demo_log.jsonl").unlink(missing_ok=True)
-    log = JsonlLogger(out / "demo_log.jsonl")
-    runs = out / "runs"
+    clock = _StageClock(out, say or tqdm.write)
     w, h = settings.input_size
-    stages = tqdm(total=len(_STAGES), desc="demo", unit="stage", dynamic_ncols=True)
-    stamps: dict[str, float] = {}
-
-    def stage(name: str, message: str) -> None:
-        stamps[name] = time.perf_counter()
-        stages.set_description(f"demo: {name}")
-        say(f"[{_STAGES.index(name) + 1}/{len(_STAGES)}] {message}")
-        log.log(event="stage", stage=name, elapsed=time.perf_counter() - start)
-
-    def done(name: str, **record: Any) -> None:
-        took = time.perf_counter() - stamps[name]
-        log.log(event="done", stage=name, seconds=took, elapsed=time.perf_counter() - start, **record)
-        stages.update(1)
-
-    log.log(event="start", settings=asdict(settings), load_avg=_load())
-    say(f"rtmprune demo: synthetic data at {w}x{h} (w x h); numbers show the pipeline, not COCO accuracy")
+    clock.log.log(event="start", settings=asdict(settings), load_avg=_load())
+    clock.say(f"rtmprune demo: synthetic data at {w}x{h} (w x h); numbers show the pipeline, "
+              "not COCO accuracy")
     try:
-        # 1. data
-        stage("data", f"generating {settings.num_train} + {settings.num_val} synthetic images")
-        data_root = out / "data"
-        generate_synthetic_dataset(data_root, settings.num_train, settings.num_val, settings.seed,
-                                   size=tuple(settings.image_size))
-        ipe = _iters_per_epoch(data_root, settings.batch_size)
-        done("data", iters_per_epoch=ipe)
-        # 2. calibrate
-        stage("calibrate", "timing a few training steps to size the run")
-        cal = None if settings.fixed_baseline_iters is not None else calibrate(settings, data_root)
-        plan = make_plan(settings, cal, ipe)
-        if cal is not None:
-            say(f"    {cal.device}: RTMPose-S {cal.s_step:.2f} s/iter, RTMPose-T {cal.t_step:.2f} s/iter "
-                f"({cal.method}); plan: {plan.total_iters} iterations of batch {settings.batch_size} each, "
-                f"~{plan.estimated_seconds / 60:.1f} min on {cal.threads} free threads")
-        done("calibrate", calibration=asdict(cal) if cal else None, plan=asdict(plan))
-
-        # 3. baseline
-        from rtmprune.engine.recipes import build_from_config, test
-        from rtmprune.engine.train import fit
-
-        s_dir = _prepare_work_dir(runs / "rtmpose-s")
-        stage("rtmpose-s", f"training RTMPose-S from scratch: {plan.baseline_iters} iterations")
-        cfg_s = _config(settings, data_root, "rtmpose-s", s_dir, plan.baseline_iters, ipe)
-        fit(build_from_config(cfg_s), cfg_s)
-        done("rtmpose-s", iterations=plan.baseline_iters)
-
-        # 4. prune
-        from rtmprune.engine.prune_recipe import prune
-
-        p_dir = _prepare_work_dir(runs / "prune")
-        stage("prune", f"GroupFisher to FLOPs ratio <= {settings.target_flop_ratio} at {w}x{h}: divisor "
-                       f"{settings.divisor}, one decision every {settings.interval} iteration(s)")
-        cap = settings.interval * 2000  # a bound, never reached: a decision removes >= 1 channel
-        prune_section = {"pretrained_path": str(s_dir / "last.pth"), "interval": settings.interval,
-                         "normalization_type": settings.normalization, "lr_ratio": settings.lr_ratio,
-                         "target_flop_ratio": settings.target_flop_ratio, "input_shape": [1, 3, h, w],
-                         "divisor": settings.divisor}
-        cfg_p = _config(settings, data_root, "rtmpose-s", p_dir, cap, ipe, flat_lr=True, prune=prune_section)
-        pruned = prune(cfg_p)
-        if not pruned.done or pruned.checkpoint is None:
-            raise RtmpruneError(f"pruning stopped at FLOPs ratio {pruned.flop_ratio:.3f} before the target "
-                                f"{settings.target_flop_ratio} ({p_dir})")
-        prune_iters = pruned.fit.iteration
-        decisions = sum(1 for line in (p_dir / "prune_log.jsonl").read_text().splitlines() if line.strip())
-        say(f"    FLOPs ratio {pruned.flop_ratio:.3f} after {prune_iters} iterations ({decisions} decisions)")
-        done("prune", iterations=prune_iters, decisions=decisions, flop_ratio=pruned.flop_ratio)
-
-        # 5. finetune
-        from rtmprune.engine.finetune_recipe import finetune
-
-        finetune_iters = max(plan.min_finetune_iters, plan.total_iters - plan.baseline_iters - prune_iters)
-        total = plan.baseline_iters + prune_iters + finetune_iters
-        f_dir = _prepare_work_dir(runs / "finetune")
-        stage("finetune", f"finetuning the slim model: {finetune_iters} iterations")
-        cfg_f = _config(settings, data_root, "rtmpose-s", f_dir, finetune_iters, ipe,
-                        finetune={"pruned_path": str(pruned.checkpoint), "finetune_lr": settings.finetune_lr})
-        finetune(cfg_f)
-        done("finetune", iterations=finetune_iters)
-
-        # 6. RTMPose-T on the same budget
-        t_dir = _prepare_work_dir(runs / "rtmpose-t")
-        stage("rtmpose-t", f"training RTMPose-T from scratch on the same budget: {total} iterations "
-                           f"(= {plan.baseline_iters} + {prune_iters} + {finetune_iters})")
-        cfg_t = _config(settings, data_root, "rtmpose-t", t_dir, total, ipe)
-        fit(build_from_config(cfg_t), cfg_t)
-        done("rtmpose-t", iterations=total)
-
-        models = {
-            ROWS[0]: (cfg_s, s_dir / "last.pth", plan.baseline_iters),
-            ROWS[1]: (cfg_f, f_dir / "last.pth", total),
-            ROWS[2]: (cfg_t, t_dir / "last.pth", total),
-        }
-        rows: dict[str, dict[str, Any]] = {}
-        # 7. test
-        stage("test", "COCO keypoint metrics of the three models on the synthetic val set (flip test)")
-        for name, (cfg, checkpoint, iters) in models.items():
-            metrics, _ = test(cfg, checkpoint)
-            rows[name] = {"metrics": metrics, "checkpoint": str(checkpoint), "iterations": iters,
-                          "images": iters * settings.batch_size}
-            log.log(event="test", model=name, **metrics)
-        done("test")
-
-        # 8. deploy
-        stage("deploy", f"ONNX export (opset 17) and ONNX Runtime vs torch, divisor {settings.divisor}")
-        subnet = _deploy(models, rows, settings, out, log)
-        int8 = _quantize(*models[ROWS[1]][:2], rows[ROWS[1]], settings, out, log)
-        done("deploy")
-
-        # 9. bench
-        stage("bench", f"ONNX Runtime latency, batch 1, {settings.bench_threads} threads, interleaved")
-        _bench({**rows, **int8}, settings, log)
-        done("bench")
-
-        # 10. report
-        stage("report", "results table and plots")
-        files, table = _report(rows, int8, settings, plan, cal, out, p_dir, subnet,
-                        {"baseline": plan.baseline_iters, "prune": prune_iters, "decisions": decisions,
-                         "finetune": finetune_iters, "total": total}, time.perf_counter() - start)
-        done("report")
+        data_root, ipe, cal, plan = _data_and_plan(settings, out, clock)
+        baseline = _train_from_scratch(settings, data_root, out, "rtmpose-s", plan.baseline_iters, ipe, clock)
+        prune_dir, pruned, decisions = _prune(settings, data_root, out, baseline, ipe, clock)
+        finetuned = _finetune(settings, data_root, out, plan, pruned, ipe, clock)
+        budget = {"baseline": plan.baseline_iters, "prune": pruned.fit.iteration, "decisions": decisions,
+                  "finetune": finetuned.iterations}
+        budget["total"] = budget["baseline"] + budget["prune"] + budget["finetune"]
+        tiny = _train_from_scratch(settings, data_root, out, "rtmpose-t", budget["total"], ipe, clock)
+        models = {ROWS[0]: baseline, ROWS[1]: _Trained(finetuned.cfg, finetuned.checkpoint, budget["total"]),
+                  ROWS[2]: tiny}
+        rows = _test(models, settings, clock)
+        clock.stage("deploy", f"ONNX export (opset 17) and ONNX Runtime vs torch, divisor {settings.divisor}")
+        subnet = _deploy(models, rows, settings, out, clock.log)
+        int8 = _quantize(finetuned.cfg, finetuned.checkpoint, rows[ROWS[1]], settings, out, clock.log)
+        clock.done("deploy")
+        clock.stage("bench", f"ONNX Runtime latency, batch 1, {settings.bench_threads} threads, interleaved")
+        _bench({**rows, **int8}, settings, clock.log)
+        clock.done("bench")
+        clock.stage("report", "results table and plots")
+        files, table = _report(rows, int8, settings, plan, cal, out, prune_dir, subnet, budget,
+                               clock.elapsed())
+        clock.done("report")
     finally:
-        stages.close()
-    seconds = time.perf_counter() - start
-    log.log(event="end", seconds=seconds, load_avg=_load())
-    return DemoResult(out, rows, table, settings, plan, cal, files, seconds)
+        clock.bar.close()
+    clock.log.log(event="end", seconds=clock.elapsed(), load_avg=_load())
+    return DemoResult(out, rows, table, settings, plan, cal, files, clock.elapsed())
+
+
+def _data_and_plan(
+    settings: DemoSettings, out: Path, clock: _StageClock
+) -> tuple[Path, int, Calibration | None, DemoPlan]:
+    """Stages 1-2: the synthetic set, then a few timed steps that size the run to ``settings.minutes``."""
+    from rtmprune.data.synthetic import generate_synthetic_dataset
+
+    clock.stage("data", f"generating {settings.num_train} + {settings.num_val} synthetic images")
+    data_root = out / "data"
+    generate_synthetic_dataset(data_root, settings.num_train, settings.num_val, settings.seed,
+                               size=tuple(settings.image_size))
+    ipe = _iters_per_epoch(data_root, settings.batch_size)
+    clock.done("data", iters_per_epoch=ipe)
+    clock.stage("calibrate", "timing a few training steps to size the run")
+    cal = None if settings.fixed_baseline_iters is not None else calibrate(settings, data_root)
+    plan = make_plan(settings, cal, ipe)
+    if cal is not None:
+        clock.say(f"    {cal.device}: RTMPose-S {cal.s_step:.2f} s/iter, RTMPose-T {cal.t_step:.2f} s/iter "
+                  f"({cal.method}); plan: {plan.total_iters} iterations of batch {settings.batch_size} each, "
+                  f"~{plan.estimated_seconds / 60:.1f} min on {cal.threads} free threads")
+    clock.done("calibrate", calibration=asdict(cal) if cal else None, plan=asdict(plan))
+    return data_root, ipe, cal, plan
+
+
+def _train_from_scratch(settings: DemoSettings, data_root: Path, out: Path, arch: str, iters: int, ipe: int,
+                        clock: _StageClock) -> _Trained:
+    """Stages 3 and 6: ``arch`` from random weights for exactly ``iters`` iterations."""
+    from rtmprune.engine.recipes import build_from_config
+    from rtmprune.engine.train import fit
+
+    work_dir = _prepare_work_dir(out / "runs" / arch)
+    budget = " on the same budget" if arch == "rtmpose-t" else ""
+    clock.stage(arch, f"training {_ARCH_NAMES[arch]} from scratch{budget}: {iters} iterations")
+    cfg = _config(settings, data_root, arch, work_dir, iters, ipe)
+    fit(build_from_config(cfg), cfg)
+    clock.done(arch, iterations=iters)
+    return _Trained(cfg, work_dir / "last.pth", iters)
+
+
+def _prune(settings: DemoSettings, data_root: Path, out: Path, baseline: _Trained, ipe: int,
+           clock: _StageClock) -> tuple[Path, Any, int]:
+    """Stage 4: GroupFisher from the baseline to the FLOPs target; (work dir, PruneResult, decisions)."""
+    from rtmprune.engine.prune_recipe import prune
+
+    w, h = settings.input_size
+    work_dir = _prepare_work_dir(out / "runs" / "prune")
+    clock.stage("prune", f"GroupFisher to FLOPs ratio <= {settings.target_flop_ratio} at {w}x{h}: divisor "
+                         f"{settings.divisor}, one decision every {settings.interval} iteration(s)")
+    cap = settings.interval * 2000  # a bound, never reached: a decision removes >= 1 channel
+    section = {"pretrained_path": str(baseline.checkpoint), "interval": settings.interval,
+               "normalization_type": settings.normalization, "lr_ratio": settings.lr_ratio,
+               "target_flop_ratio": settings.target_flop_ratio, "input_shape": [1, 3, h, w],
+               "divisor": settings.divisor}
+    cfg = _config(settings, data_root, "rtmpose-s", work_dir, cap, ipe, flat_lr=True, prune=section)
+    pruned = prune(cfg)
+    if not pruned.done or pruned.checkpoint is None:
+        raise RtmpruneError(f"pruning stopped at FLOPs ratio {pruned.flop_ratio:.3f} before the target "
+                            f"{settings.target_flop_ratio} ({work_dir})")
+    decisions = sum(1 for line in (work_dir / "prune_log.jsonl").read_text().splitlines() if line.strip())
+    clock.say(f"    FLOPs ratio {pruned.flop_ratio:.3f} after {pruned.fit.iteration} iterations "
+              f"({decisions} decisions)")
+    clock.done("prune", iterations=pruned.fit.iteration, decisions=decisions, flop_ratio=pruned.flop_ratio)
+    return work_dir, pruned, decisions
+
+
+def _finetune(settings: DemoSettings, data_root: Path, out: Path, plan: DemoPlan, pruned: Any, ipe: int,
+              clock: _StageClock) -> _Trained:
+    """Stage 5: the slim model for what is left of the plan (at least its floor)."""
+    from rtmprune.engine.finetune_recipe import finetune
+
+    iters = max(plan.min_finetune_iters, plan.total_iters - plan.baseline_iters - pruned.fit.iteration)
+    work_dir = _prepare_work_dir(out / "runs" / "finetune")
+    clock.stage("finetune", f"finetuning the slim model: {iters} iterations")
+    cfg = _config(settings, data_root, "rtmpose-s", work_dir, iters, ipe,
+                  finetune={"pruned_path": str(pruned.checkpoint), "finetune_lr": settings.finetune_lr})
+    finetune(cfg)
+    clock.done("finetune", iterations=iters)
+    return _Trained(cfg, work_dir / "last.pth", iters)
+
+
+def _test(
+    models: dict[str, _Trained], settings: DemoSettings, clock: _StageClock
+) -> dict[str, dict[str, Any]]:
+    """Stage 7: the ten COCO metrics of every final checkpoint with flip test; the table's rows."""
+    from rtmprune.engine.recipes import test
+
+    clock.stage("test", "COCO keypoint metrics of the three models on the synthetic val set (flip test)")
+    rows: dict[str, dict[str, Any]] = {}
+    for name, model in models.items():
+        metrics, _ = test(model.cfg, model.checkpoint)
+        rows[name] = {"metrics": metrics, "checkpoint": str(model.checkpoint), "iterations": model.iterations,
+                      "images": model.iterations * settings.batch_size}
+        clock.log.log(event="test", model=name, **metrics)
+    clock.done("test")
+    return rows
 
 
 def _load() -> float | None:
@@ -290,7 +322,7 @@ def _load() -> float | None:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
 
-def _deploy(models: dict[str, tuple[Config, Path, int]], rows: dict[str, dict[str, Any]],
+def _deploy(models: dict[str, _Trained], rows: dict[str, dict[str, Any]],
             settings: DemoSettings, out: Path, log: JsonlLogger) -> dict[str, Any] | None:
     """Export each model; fill FLOPs/params at the demo size and at 256x192; return the pruned subnet."""
     from rtmprune.complexity import measure
@@ -300,8 +332,9 @@ def _deploy(models: dict[str, tuple[Config, Path, int]], rows: dict[str, dict[st
 
     w, h = settings.input_size
     subnet = None
-    for name, (cfg, checkpoint, _) in models.items():
-        model, meta = load_model_from_checkpoint(checkpoint, cfg=cfg, divisor=settings.divisor)
+    for name, trained in models.items():
+        checkpoint = trained.checkpoint
+        model, meta = load_model_from_checkpoint(checkpoint, cfg=trained.cfg, divisor=settings.divisor)
         model.eval()
         if meta.get("subnet") is not None:
             subnet = meta["subnet"]

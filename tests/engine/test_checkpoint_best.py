@@ -28,7 +28,7 @@ def test_a_missing_best_of_last_pths_epoch_is_re_created(tmp_path, capsys):
     reconcile_best(tmp_path, progress)
     assert (tmp_path / "best.pth").read_bytes() == (tmp_path / "last.pth").read_bytes()
     assert (progress.best_ap, progress.best_epoch) == (0.3, 2)
-    assert "was missing: re-created from" in capsys.readouterr().out
+    assert "was missing: re-created from" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("best_file_epoch", [None, 1])  # missing, or holding an older epoch than recorded
@@ -38,7 +38,7 @@ def test_a_best_that_cannot_be_re_created_is_dropped_with_a_notice(tmp_path, cap
         _checkpoint(tmp_path / "best.pth", best_file_epoch, 0.1, best_file_epoch)
     reconcile_best(tmp_path, progress)
     assert (progress.best_ap, progress.best_epoch) == (None, None)  # the next validation writes best.pth
-    assert "the best epoch 2 (AP 0.3000) recorded in" in capsys.readouterr().out
+    assert "the best epoch 2 (AP 0.3000) recorded in" in capsys.readouterr().err
 
 
 def test_an_agreeing_best_is_left_alone(tmp_path, capsys):

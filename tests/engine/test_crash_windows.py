@@ -93,8 +93,8 @@ def _resume_after_kill(config: Path, kill_at: int, lose_best: bool, capsys) -> P
     assert main(["train", str(config)]) == 1  # a fresh run on top of the killed one is refused
     assert "continue it with --resume" in capsys.readouterr().err
     assert main(["train", str(config), "--resume"]) == 0
-    out = capsys.readouterr().out
-    assert "removed 1 temp file(s)" in out and ("re-created from" in out) == lose_best
+    notices = capsys.readouterr().err
+    assert "removed 1 temp file(s)" in notices and ("re-created from" in notices) == lose_best
     assert not [p for p in run.iterdir() if p.name.endswith(".tmp")]
     return run
 

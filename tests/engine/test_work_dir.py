@@ -65,7 +65,7 @@ def test_a_live_holder_refuses_and_a_killed_one_is_taken_over(tmp_path, capsys):
     with claim_work_dir(_cfg(tmp_path), "train", resume=True):
         mine = json.loads((tmp_path / LOCK_NAME).read_text())
         assert mine["pid"] == os.getpid() and mine["command"] == "train"
-    notice = capsys.readouterr().out
+    notice = capsys.readouterr().err
     assert f"took over the lock of a run that is gone, prune (pid {holder.pid} " in notice
     assert not (tmp_path / LOCK_NAME).exists()  # released at the end
 
@@ -77,7 +77,7 @@ def test_a_holder_that_ended_releases_the_lock(tmp_path, capsys):
     assert not (tmp_path / LOCK_NAME).exists()
     with claim_work_dir(_cfg(tmp_path), "train", resume=False):
         pass
-    assert "took over" not in capsys.readouterr().out
+    assert "took over" not in capsys.readouterr().err
 
 
 def test_without_flock_the_holder_is_judged_by_its_pid(tmp_path, monkeypatch, capsys):
@@ -95,7 +95,7 @@ def test_without_flock_the_holder_is_judged_by_its_pid(tmp_path, monkeypatch, ca
     lock.write_text(json.dumps(dead))
     with claim_work_dir(_cfg(tmp_path), "train", resume=False):
         assert json.loads(lock.read_text())["pid"] == os.getpid()
-    notice = capsys.readouterr().out
+    notice = capsys.readouterr().err
     assert f"took over the lock of a run that is gone, finetune (pid {dead['pid']} " in notice
 
 
@@ -132,7 +132,7 @@ def test_stale_temp_files_of_atomic_writes_are_removed(tmp_path, capsys):
     with claim_work_dir(_cfg(tmp_path), "train", resume=False):
         pass
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep)
-    assert "removed 1 temp file(s) (0.0 MiB) left by an interrupted write" in capsys.readouterr().out
+    assert "removed 1 temp file(s) (0.0 MiB) left by an interrupted write" in capsys.readouterr().err
 
 
 # Under torchrun: rank 0 alone takes the lock and decides; every rank then raises the same line or goes on.
@@ -143,14 +143,19 @@ from rtmprune.engine.config import config_from_dict
 from rtmprune.engine.work_dir import LOCK_NAME, claim_work_dir
 from rtmprune.errors import RtmpruneError
 rank, work_dir = os.environ["RANK"], sys.argv[1]
+# One write per line: under PYTHONUNBUFFERED, print writes the text and the newline apart, and two ranks'
+# lines then interleave in the shared pipe (seen: "rank 1 ran, ...rank 0 ran, ...").
+say = lambda line: os.write(1, (line + "\\n").encode())
 cfg = config_from_dict({"work_dir": work_dir, "train": {"device": "cpu"}})
 try:
     with claim_work_dir(cfg, "train", resume=sys.argv[2] == "resume"):
         holder = json.loads(open(os.path.join(work_dir, LOCK_NAME)).read())["pid"]
-        print(f"rank {rank} ran, pid {os.getpid()}, lock held by pid {holder}", flush=True)
+        say(f"rank {rank} ran, pid {os.getpid()}, lock held by pid {holder}")
         dist.barrier()  # rank 0 releases the lock on leaving: not before every rank has read it
 except RtmpruneError as err:
-    print(f"rank {rank} refused: {err}", flush=True)
+    say(f"rank {rank} refused: {err}")
+finally:
+    dist.cleanup()  # as every command does: a process group left to exit can abort ("terminate called")
 """
 
 

@@ -38,6 +38,7 @@ import torch
 from torch import nn
 
 from rtmprune.engine.ema import ExpMomentumEMA
+from rtmprune.engine.notices import say
 from rtmprune.errors import RtmpruneError
 from rtmprune.files import atomic_write
 
@@ -246,9 +247,9 @@ def reconcile_best(work_dir: str | os.PathLike, progress: Progress) -> None:
         return
     if progress.epoch == progress.best_epoch and progress.batch_in_epoch == 0:
         atomic_write(best_path, lambda tmp: shutil.copyfile(last_path, tmp))
-        print(f"{best_path} (epoch {progress.best_epoch}) was missing: re-created from {last_path}, "
+        say(f"{best_path} (epoch {progress.best_epoch}) was missing: re-created from {last_path}, "
               "which holds the same epoch")
         return
-    print(f"{best_path}: the best epoch {progress.best_epoch} (AP {progress.best_ap:.4f}) recorded in "
+    say(f"{best_path}: the best epoch {progress.best_epoch} (AP {progress.best_ap:.4f}) recorded in "
           f"{last_path} is missing and cannot be re-created; best.pth will hold the best epoch to come")
     progress.best_ap = progress.best_epoch = None

@@ -25,14 +25,13 @@ from __future__ import annotations
 
 import copy
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from rtmprune.engine import dist
+from rtmprune.engine.notices import say
 from rtmprune.errors import RtmpruneError
 from rtmprune.files import read_json
 from rtmprune.models import build_model, read_checkpoint
@@ -59,12 +58,6 @@ _DEFAULTS = {"num_keypoints": 17, "input_size": (192, 256)}  # build_model's own
 # A whole-model load that does not fit: another model, or slim weights whose structure was not given.
 _NOT_THIS_MODEL = ("(another arch, input size or keypoint count? a pruned checkpoint needs its structure: "
                    "meta.subnet, or deploy.fix_subnet in the config)")
-
-
-def say(line: str) -> None:
-    """A notice for the user (stderr, so ``--json`` stdout stays parseable); rank 0 only under torchrun."""
-    if dist.is_main():
-        print(line, file=sys.stderr, flush=True)
 
 
 def analyze_rtmpose(model: nn.Module) -> Analysis:

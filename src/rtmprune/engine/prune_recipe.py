@@ -32,7 +32,7 @@ from rtmprune.engine import dist
 from rtmprune.engine.checkpoint import load_state, restore_model
 from rtmprune.engine.config import Config
 from rtmprune.engine.latency_profile import module_times_for
-from rtmprune.engine.model_loading import say
+from rtmprune.engine.notices import say
 from rtmprune.engine.prune_result import MANIFEST, read_manifest, write_manifest
 from rtmprune.engine.recipes import build_from_config, load_initial_weights, write_run_config
 from rtmprune.engine.train import FitResult, StopReason, TrainHooks, fit

@@ -19,7 +19,8 @@ from torch import nn
 
 from rtmprune.engine import dist
 from rtmprune.engine.config import Config, config_to_dict
-from rtmprune.engine.model_loading import describe_model, load_model_from_checkpoint, say, say_loaded
+from rtmprune.engine.model_loading import describe_model, load_model_from_checkpoint, say_loaded
+from rtmprune.engine.notices import say
 from rtmprune.engine.train import FitResult, build_val_loader, fit, validate
 from rtmprune.errors import RtmpruneError
 from rtmprune.files import atomic_write_text

@@ -29,6 +29,7 @@ from typing import Any
 
 from rtmprune.engine import dist
 from rtmprune.engine.config import Config
+from rtmprune.engine.notices import say
 from rtmprune.errors import RtmpruneError
 from rtmprune.files import TEMP_FILE_PATTERN
 
@@ -174,7 +175,7 @@ def _claim_on_main(lock: WorkDirLock, work_dir: Path, resume: bool) -> str | Non
         return str(err)
     for line in (notice, remove_stale_temp_files(work_dir)):
         if line:
-            print(line)
+            say(line)
     return None
 
 

@@ -89,3 +89,18 @@ def test_help_and_one_line_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert err.count("\n") == 1 and "multiples of 32" in err and "Traceback" not in err
     assert main(["demo", "--minutes", "0"]) == 1
     assert "--minutes must be positive" in capsys.readouterr().err
+
+
+def test_a_second_demo_in_a_busy_out_dir_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Two demos in one --out would delete each other's work dirs: the second is refused, naming the first."""
+    from rtmprune.engine.work_dir import WorkDirLock
+
+    running = WorkDirLock(tmp_path / "out", "demo")
+    assert running.acquire() is None
+    try:
+        assert main(["demo", "--out", str(tmp_path / "out"), "--tiny", "--device", "cpu"]) == 1
+    finally:
+        running.release()
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and "in use by demo (pid" in error[0]
+    assert not (tmp_path / "out" / "runs").exists()  # refused before any work

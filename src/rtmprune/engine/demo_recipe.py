@@ -39,6 +39,7 @@ from rtmprune.engine.demo_plan import (
     settings_for,
     train_spec,
 )
+from rtmprune.engine.work_dir import WorkDirLock
 from rtmprune.errors import RtmpruneError
 from rtmprune.files import atomic_write_json, atomic_write_text
 from rtmprune.jsonlog import JsonlLogger
@@ -185,8 +186,19 @@ def run_demo(
 ) -> DemoResult:
     """Run every stage (module docstring) into ``out_dir``; return the rows of the table and the files."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    clock = _StageClock(out, say or tqdm.write)
+    lock = WorkDirLock(out, "demo")  # a demo replaces its own earlier outputs, never a running one's
+    notice = lock.acquire()
+    try:
+        if notice:
+            (say or tqdm.write)(notice)
+        return _run_stages(out, settings, say or tqdm.write)
+    finally:
+        lock.release()
+
+
+def _run_stages(out: Path, settings: DemoSettings, say: Callable[[str], None]) -> DemoResult:
+    """The stages in order, each handing the next what it made (``out`` is locked by the caller)."""
+    clock = _StageClock(out, say)
     w, h = settings.input_size
     clock.log.log(event="start", settings=asdict(settings), load_avg=_load())
     clock.say(f"rtmprune demo: synthetic data at {w}x{h} (w x h); numbers show the pipeline, "

@@ -282,7 +282,8 @@ def main() -> None:
             rows.append(row)
     table = _table(rows, steps, args)
     trained = _earlier(args.out / "ab.jsonl", "teacher")[-1]  # the cached teacher's own record
-    table += f"\n\nTeacher: RTMPose-S, {trained['iterations']} iterations from scratch, val AP {trained['AP']:.3f}."
+    table += (f"\n\nTeacher: RTMPose-S, {trained['iterations']} iterations from scratch, "
+              f"val AP {trained['AP']:.3f}.")
     atomic_write_text(args.out / "table.md", table + "\n")
     print(table)
 

@@ -185,13 +185,13 @@ def run_demo(
     out_dir: str | Path, settings: DemoSettings, say: Callable[[str], None] | None = None
 ) -> DemoResult:
     """Run every stage (module docstring) into ``out_dir``; return the rows of the table and the files."""
-    out = Path(out_dir)
+    out, say = Path(out_dir), say or tqdm.write
     lock = WorkDirLock(out, "demo")  # a demo replaces its own earlier outputs, never a running one's
     notice = lock.acquire()
     try:
         if notice:
-            (say or tqdm.write)(notice)
-        return _run_stages(out, settings, say or tqdm.write)
+            say(notice)
+        return _run_stages(out, settings, say)
     finally:
         lock.release()
 
@@ -345,8 +345,8 @@ def _deploy(models: dict[str, _Trained], rows: dict[str, dict[str, Any]],
     w, h = settings.input_size
     subnet = None
     for name, trained in models.items():
-        checkpoint = trained.checkpoint
-        model, meta = load_model_from_checkpoint(checkpoint, cfg=trained.cfg, divisor=settings.divisor)
+        model, meta = load_model_from_checkpoint(trained.checkpoint, cfg=trained.cfg,
+                                                 divisor=settings.divisor)
         model.eval()
         if meta.get("subnet") is not None:
             subnet = meta["subnet"]
@@ -360,7 +360,7 @@ def _deploy(models: dict[str, _Trained], rows: dict[str, dict[str, Any]],
         divisor = settings.divisor if meta.get("subnet") is not None else 1
         props = {"arch": model.arch, "divisor": divisor, "simcc_split_ratio": model.simcc_split_ratio}
         here = export_checked(model, path, (1, 3, h, w), properties=props, describe={
-            "checkpoint": str(checkpoint), "subnet": meta.get("subnet")})  # counts at the demo size
+            "checkpoint": str(trained.checkpoint), "subnet": meta.get("subnet")})  # counts at the demo size
         diff = here.max_abs_diff
         rows[name].update(flops=here.flops, params=here.params, flops_256x192=at_ref.flops,
                           params_256x192=at_ref.params, onnx=str(path), ort_vs_torch=diff)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnxruntime
 import pytest
 
 from rtmprune.cli import main
@@ -90,6 +91,10 @@ def test_int8_runs_keeps_the_interface_and_agrees_with_fp32(setup, capsys):
     assert [o.name for o in int8_graph.output] == [o.name for o in fp32_graph.output]
     int8_props, fp32_props = read_onnx_metadata(out), read_onnx_metadata(setup["fp32"])
     assert int8_props.pop("export_id") != fp32_props.pop("export_id")  # its own export...
+    int8 = int8_props.pop("int8")  # ...that says what it is and where its agreement was measured...
+    settings = (int8["format"], int8["activations"], int8["weights"], int8["reduce_range"])
+    assert settings == ("qop-conv", "u8", "s8", False)
+    assert int8["quantized_on"]["onnxruntime"] == onnxruntime.__version__
     assert int8_props == fp32_props  # ...with the facts predict --onnx and OnnxPoseModel read
     convs = sum(n.op_type == "Conv" for n in fp32_graph.node)
     assert sum(n.op_type == "QLinearConv" for n in int8_graph.node) == convs  # every conv is 8-bit

@@ -299,6 +299,7 @@ def _print_text(records: list[dict[str, Any]], fastest: dict[tuple[str, str, int
 def run(args: argparse.Namespace) -> int:
     from rtmprune.deploy import latency
     from rtmprune.deploy.compare import fastest_divisors, versus_fp32
+    from rtmprune.deploy.machine import describe_machine
     from rtmprune.errors import RtmpruneError
     from rtmprune.jsonlog import JsonlLogger
 
@@ -307,14 +308,16 @@ def run(args: argparse.Namespace) -> int:
     if not providers:
         raise RtmpruneError(f"none of the providers {args.providers} is available in this onnxruntime")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    machine = describe_machine()
     say = (lambda *a: print(*a, file=sys.stderr)) if args.json else print
+    say(f"machine: {machine.summary()}")
     with tempfile.TemporaryDirectory(prefix="rtmprune-bench-") as tmp:
         paths, info = _export_all(args, Path(args.keep_onnx or tmp))
         say(f"timing {len(paths)} models, {args.threads} threads, load average {load}")
         records = versus_fp32(_time_all(args, paths, info, providers, say))
         profile_text, stages = _profile_table(paths, args.threads) if args.profile else (None, {})
     for record in records:
-        record.update(threads=args.threads, load_avg=load)
+        record.update(threads=args.threads, load_avg=load, machine=machine.as_dict())
         if record["batch"] == 1 and stages:
             record["stage_us"] = stages[record["name"]]
     fastest = fastest_divisors(records)

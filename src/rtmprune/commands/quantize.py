@@ -99,4 +99,5 @@ def run(args: argparse.Namespace) -> int:
         f"{latency['int8_ms']:.2f} ms = {latency['int8_vs_fp32']:.2f}x FP32 (batch {latency['batch']}, "
         f"{latency['threads']} threads); nodes kept in FP32: {kept}"
     )
+    print(f"measured on: {latency['machine']['summary']}")
     return 0

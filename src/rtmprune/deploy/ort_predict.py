@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from rtmprune.deploy.machine import describe_machine, int8_hazard
 from rtmprune.errors import RtmpruneError
 from rtmprune.keypoints.topdown import flip_batch, postprocess, preprocess
 
@@ -51,6 +53,11 @@ class OnnxPoseModel:
         props = self.session.get_modelmeta().custom_metadata_map.get(_METADATA_KEY)
         self.metadata: dict[str, Any] = json.loads(props) if props else {}
         self.flip_indices = self.metadata.get("flip_indices")
+        on_cpu = self.session.get_providers()[0] == "CPUExecutionProvider"
+        # One line on stderr, not an error: the file runs, but its recorded INT8 agreement may not hold here.
+        self.int8_warning = int8_hazard(self.metadata.get("int8"), describe_machine()) if on_cpu else None
+        if self.int8_warning:
+            print(f"{onnx_path}: {self.int8_warning}", file=sys.stderr, flush=True)
 
     def forward(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """[N,3,h,w] float32 -> (simcc_x, simcc_y)."""

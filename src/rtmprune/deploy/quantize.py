@@ -15,7 +15,8 @@ Steps (`quantize_onnx`):
 6. the fastest passing candidate is copied to ``out`` with the FP32 file's metadata; the report (candidate
    table, agreement, FP32 nodes, latency vs FP32) is returned for the caller to save.
 
-Same crops, same FP32 file => the same bytes (calibration and quantisation are deterministic).
+Same crops, same FP32 file, same machine => the same bytes (calibration and quantisation are deterministic;
+the file names the CPU its agreement was measured on).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from rtmprune.deploy import latency
+from rtmprune.deploy.machine import describe_machine
 from rtmprune.deploy.quant_formats import CANDIDATES, INT8_PATH, QuantFormatSpec, ort_arguments
 from rtmprune.deploy.quant_guard import GuardResult, keep_sensitive_nodes
 from rtmprune.errors import RtmpruneError
@@ -42,6 +44,7 @@ from rtmprune.files import atomic_write
 
 __all__ = [
     "QuantizeSettings", "quantize_onnx", "quantize_formats", "sensitive_node_candidates", "copy_metadata",
+    "int8_description",
 ]
 
 # Nodes the guard may leave in FP32: the ones with weights, where 8-bit rounding changes the model itself.
@@ -128,11 +131,23 @@ def sensitive_node_candidates(path: str | os.PathLike, spec: QuantFormatSpec) ->
     return [n.name for n in nodes if n.op_type in ops and not n.name.startswith(spec.fp32_scopes)]
 
 
-def copy_metadata(source: str | os.PathLike, target: str | os.PathLike, out: str | os.PathLike) -> Path:
+def int8_description(spec: QuantFormatSpec) -> dict[str, Any]:
+    """What an INT8 file is, for its metadata: the format's settings and the CPU it was checked on."""
+    return {
+        "format": spec.name, "activations": spec.activations, "weights": spec.weights,
+        "reduce_range": spec.reduce_range, "quantized_on": describe_machine().as_dict(),
+    }
+
+
+def copy_metadata(
+    source: str | os.PathLike, target: str | os.PathLike, out: str | os.PathLike, int8: dict | None = None
+) -> Path:
     """Write ``target``'s graph to ``out`` (atomically) with ``source``'s metadata_props.
 
     The rtmprune entry's ``export_id`` (which pairs an export with its JSON) becomes a hash of ``target``'s
-    graph: the INT8 file is an export of its own, and the same calibration gives the same bytes.
+    graph: the INT8 file is an export of its own, and the same calibration gives the same bytes. ``int8``
+    (`int8_description`) goes into that entry too, so a runtime can tell what the file's agreement was
+    measured on (`deploy.machine.int8_hazard`).
     """
     import onnx
 
@@ -144,7 +159,8 @@ def copy_metadata(source: str | os.PathLike, target: str | os.PathLike, out: str
     for prop in onnx.load(str(source), load_external_data=False).metadata_props:
         value = prop.value
         if prop.key == METADATA_KEY:
-            value = json.dumps({**json.loads(value), "export_id": digest}, sort_keys=True)
+            extra = {"int8": int8} if int8 else {}
+            value = json.dumps({**json.loads(value), **extra, "export_id": digest}, sort_keys=True)
         model.metadata_props.add(key=prop.key, value=value)
     return atomic_write(out, lambda tmp: onnx.save(model, tmp))
 
@@ -232,7 +248,8 @@ def quantize_onnx(
         rows = [_row(s, results[s.name], times[s.name], times["fp32"], settings.min_agreement)
                 for s in settings.formats]
         chosen = _fastest_passing(rows, out, settings)
-        written = copy_metadata(fp32_path, results[chosen["name"]].path, out)
+        spec = next(f for f in settings.formats if f.name == chosen["name"])
+        written = copy_metadata(fp32_path, results[spec.name].path, out, int8_description(spec))
     return {
         "onnx": written.name,
         "fp32_onnx": str(fp32_path),
@@ -243,6 +260,7 @@ def quantize_onnx(
         "latency": {
             "batch": settings.batch, "threads": settings.threads, "runs": settings.timing_runs,
             "fp32_ms": times["fp32"], "int8_ms": chosen["median_ms"], "int8_vs_fp32": chosen["vs_fp32"],
+            "machine": describe_machine().as_dict(),  # the ratio is the CPU's as much as the model's
         },
         "candidates": rows,
         **settings.extra,
@@ -273,7 +291,10 @@ def quantize_formats(
     with tempfile.TemporaryDirectory(prefix="rtmprune-int8-") as tmp:
         shop = _Workshop(fp32_path, crops, Path(tmp), QuantizeSettings(formats=tuple(specs)))
         named = {spec.name: folder / f"{fp32_path.stem}_{spec.name}.onnx" for spec in specs}
-        return {spec.name: copy_metadata(fp32_path, shop.quantize(spec), named[spec.name]) for spec in specs}
+        return {
+            spec.name: copy_metadata(fp32_path, shop.quantize(spec), named[spec.name], int8_description(spec))
+            for spec in specs
+        }
 
 
 def _repair_fastest(

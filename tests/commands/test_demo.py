@@ -75,7 +75,7 @@ def test_plan_splits_the_budget() -> None:
     plan = make_plan(settings, cal, iters_per_epoch=45)
     assert plan.total_iters % 45 == 0 and plan.baseline_iters % 45 == 0
     assert plan.total_iters >= plan.baseline_iters + 150 + plan.min_finetune_iters
-    assert plan.estimated_seconds <= 10.5 * 60
+    assert plan.estimated_seconds <= 10 * 60  # rounding to whole epochs never goes over the budget
     slower = make_plan(settings, Calibration("cpu", 0.6, 0.4, 0.4, 0.1, 2, ""), iters_per_epoch=45)
     assert slower.total_iters < plan.total_iters
 

@@ -38,6 +38,7 @@ FORBIDDEN_LIBRARIES: dict[str, set[str]] = {
     "deploy/ort_predict": {"torch"},
     "deploy/latency": {"torch"},  # timing runs on any machine with onnxruntime
     "deploy/compare": {"torch"},
+    "deploy/machine": {"torch"},  # ort_predict imports it
 }
 
 

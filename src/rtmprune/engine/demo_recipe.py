@@ -492,8 +492,8 @@ def _report(rows: dict[str, dict[str, Any]], int8: dict[str, dict[str, Any]], se
         f"Pruned FLOPs ratio {pruned['flop_ratio']:.4f} at {w}x{h} (target <= {settings.target_flop_ratio}), "
         f"{pruned['flop_ratio_256x192']:.4f} at 192x256; GFLOPs are MACs (MMPose's convention).",
         f"ORT ms: ONNX Runtime CPU, batch 1, {settings.bench_threads} threads, median of "
-        f"{settings.bench_runs} rounds, the {len(rows)} models interleaved (load average {(_load() or 0):.1f}) "
-        f"on {describe_machine().summary()}.",
+        f"{settings.bench_runs} rounds, the {len(rows)} models interleaved "
+        f"(load average {(_load() or 0):.1f}) on {describe_machine().summary()}.",
         *_int8_notes(rows, int8),
         f"Wall time {elapsed / 60:.1f} min.",
     ]

@@ -1,11 +1,12 @@
 """How big the demo runs: settings, a timed calibration of this machine, and the plan in iterations.
 
-The run is planned in iterations, not seconds, so a busy machine takes longer instead of training less. The
-plan comes from CPU time: single-thread process time per step (which a shared machine hardly changes) divided
-by the expected speed-up of the threads torch will use; on a GPU, synchronised wall time. On the CPU a few
-steps are also timed on the wall clock with the threads the run will use, and the slower of the two counts:
-where threads cost more than they give, CPU time undercounts (2026-12-02, a 2-vCPU VM: RTMPose-T ran at
-0.33 s/step against 0.22 s planned from CPU time, and the demo took 10.2 of its 10 minutes). Even the wall
+The run is planned in iterations, not seconds, fixed before training starts (a machine that gets busy later
+takes longer instead of training less). The plan comes from CPU time: single-thread process time per step
+(which a shared machine hardly changes) divided by the expected speed-up of the threads torch will use; on a
+GPU, synchronised wall time. On the CPU a few steps are also timed on the wall clock with the threads the run
+will use, and the slower of the two counts (a machine already busy at the start trains less, to keep the
+budget): where threads cost more than they give, CPU time undercounts (2026-12-02, a 2-vCPU VM: RTMPose-T ran
+at 0.33 s/step against 0.22 s planned from CPU time, and the demo took 10.2 of its 10 minutes). Even the wall
 clock of three steps on random data comes out below the run's steps (the same VM: 0.39 s planned for
 RTMPose-S, 0.46 s run), so the plan fills `planned_share` of the budget.
 """

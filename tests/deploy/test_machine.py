@@ -100,13 +100,16 @@ def _tiny_onnx(path, int8: dict | None) -> None:
 
 
 def test_loading_a_file_checked_on_a_dot_product_cpu_warns_on_one_without(tmp_path, capsys):
-    here = describe_machine()
-    other = VNNI if not here.int8_dot_product else None
     path = tmp_path / "int8.onnx"
-    _tiny_onnx(path, _int8(False, other or AVX2))
-    model = OnnxPoseModel(path)
+    _tiny_onnx(path, _int8(False, VNNI))
+    model = OnnxPoseModel(path, machine=AVX2)
     err = capsys.readouterr().err
-    if other:  # this CPU has no dot product: a file checked on VNNI warns, naming itself
-        assert model.int8_warning and str(path) in err and "saturate" in err
-    else:  # this CPU has one: the products cannot saturate here, whatever the file was checked on
-        assert model.int8_warning is None and err == ""
+    assert model.int8_warning and err.count("\n") == 1 and str(path) in err and "saturate" in err
+    assert OnnxPoseModel(path, machine=VNNI).int8_warning is None  # no saturation where it was checked
+    assert capsys.readouterr().err == ""
+
+
+def test_an_fp32_file_never_warns(tmp_path, capsys):
+    path = tmp_path / "fp32.onnx"
+    _tiny_onnx(path, None)
+    assert OnnxPoseModel(path, machine=AVX2).int8_warning is None and capsys.readouterr().err == ""

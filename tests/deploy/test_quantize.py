@@ -12,6 +12,7 @@ import onnxruntime
 import pytest
 
 from rtmprune.cli import main
+from rtmprune.deploy.machine import describe_machine
 from rtmprune.deploy.onnx import read_description, read_onnx_metadata
 from rtmprune.deploy.ort_predict import OnnxPoseModel
 from rtmprune.deploy.quant_formats import QuantFormatSpec, find_formats
@@ -106,6 +107,17 @@ def test_int8_runs_keeps_the_interface_and_agrees_with_fp32(setup, capsys):
     image = np.full((128, 128, 3), 90, np.uint8)
     keypoints, scores = OnnxPoseModel(out).predict(image, [[30, 20, 60, 90]])
     assert keypoints.shape == (1, 17, 2) and np.isfinite(scores).all()
+
+
+def test_quantize_text_output_names_the_table_the_file_and_the_cpu(setup, capsys):
+    out = setup["root"] / "int8_text.onnx"
+    args = ["quantize", str(setup["config"]), str(setup["checkpoint"]), "--out", str(out), "--formats",
+            "qop-conv", "--min-agreement", "0.8", "--calib-images", "4", "--holdout", "4", "--runs", "3"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "qop-conv" in printed and f"wrote {out}: qop-conv" in printed
+    assert f"measured on: {describe_machine().summary()}" in printed  # the ratio's CPU, as the report has it
+    assert read_description(out)["latency"]["machine"]["summary"] == describe_machine().summary()
 
 
 def test_agreement_tells_another_model_apart(setup, tmp_path):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from rtmprune.deploy.machine import describe_machine, int8_hazard
+from rtmprune.deploy.machine import Machine, describe_machine, int8_hazard
 from rtmprune.errors import RtmpruneError
 from rtmprune.keypoints.topdown import flip_batch, postprocess, preprocess
 
@@ -28,8 +28,10 @@ class OnnxPoseModel:
     """An exported RTMPose: reads its input size and flip indices from the ONNX file itself."""
 
     def __init__(
-        self, onnx_path: str | os.PathLike, threads: int | None = None, providers: Sequence[str] = ()
+        self, onnx_path: str | os.PathLike, threads: int | None = None, providers: Sequence[str] = (),
+        machine: Machine | None = None,
     ):
+        """``machine``: the CPU to judge an INT8 file's recorded agreement against (default: this one)."""
         import onnxruntime as ort
 
         if not os.path.isfile(onnx_path):
@@ -55,7 +57,8 @@ class OnnxPoseModel:
         self.flip_indices = self.metadata.get("flip_indices")
         on_cpu = self.session.get_providers()[0] == "CPUExecutionProvider"
         # One line on stderr, not an error: the file runs, but its recorded INT8 agreement may not hold here.
-        self.int8_warning = int8_hazard(self.metadata.get("int8"), describe_machine()) if on_cpu else None
+        here = machine or describe_machine()
+        self.int8_warning = int8_hazard(self.metadata.get("int8"), here) if on_cpu else None
         if self.int8_warning:
             print(f"{onnx_path}: {self.int8_warning}", file=sys.stderr, flush=True)
 

@@ -4,9 +4,9 @@ Why it travels with every timing: an INT8/FP32 ratio is a property of the CPU, n
 Runtime's 8-bit convolutions use dot-product instructions where the CPU has them (x86 VNNI in its AVX-512 or
 AVX flavour, AMX; ARM's dot-product and i8mm extensions, per the ONNX Runtime quantisation docs); without
 them u8 x s8 products go through AVX2 multiply-adds that saturate, and 8-bit mostly saves memory traffic.
-Measured here: the same pruned RTMPose in INT8 ran at 0.78x FP32 on an AVX2-only EPYC and 0.74x on an
-AVX-512 VNNI one (batch 1, 2 threads), 0.71x against 0.53x at batch 32. A report that omitted the CPU would
-make both numbers look like the product's.
+Measured here (README, INT8 latency): pruned RTMPose-S in INT8 ran at 0.78x FP32 on an AVX2-only EPYC and
+0.74x on an AVX-512 VNNI one (batch 1, 2 threads), 0.71x against 0.53x at batch 32; on the VNNI one, 0.54x
+with one thread. A report that omitted the CPU would make each number look like the product's.
 """
 
 from __future__ import annotations

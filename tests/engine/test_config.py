@@ -75,3 +75,31 @@ def test_round_trip_and_data_paths():
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").rglob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_load(path):
     load_config(path)
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ("train.max_epochs=0", "'train.max_epochs' must be > 0, got 0"),
+        ("prune.divisor=-16", "'prune.divisor' must be > 0, got -16"),
+        ("train.base_lr=-1e-3", "'train.base_lr' must be >= 0, got -0.001"),
+        ("train.max_iters=-1", "'train.max_iters' must be >= 0 or null, got -1"),
+        ("prune.target_flop_ratio=1.5", "'prune.target_flop_ratio' must be in (0, 1], got 1.5"),
+        ("prune.target_flop_ratio=0", "'prune.target_flop_ratio' must be in (0, 1], got 0"),
+        ("model.input_size=[96, 128, 3]", "'model.input_size' must be [w, h], got [96, 128, 3]"),
+        ("prune.input_shape=[1, 3, 256]", "'prune.input_shape' must be [N, C, H, W], got [1, 3, 256]"),
+        ("prune.normalization_type=params", "'prune.normalization_type' must be one of act, flops, latency"),
+    ],
+)
+def test_out_of_range_values_are_one_line_naming_key_and_value(tmp_path, setting, message):
+    c = _write(tmp_path / "c.yaml", "work_dir: w\n")
+    with pytest.raises(RtmpruneError) as err:
+        load_config(c, [setting])
+    text = str(err.value)
+    assert message in text and text.startswith(str(c)) and "\n" not in text
+
+
+def test_values_on_the_edge_of_their_range_load(tmp_path):
+    c = _write(tmp_path / "c.yaml", "work_dir: w\n")
+    cfg = load_config(c, ["prune.target_flop_ratio=1.0", "train.max_iters=0", "train.warmup_iters=0"])
+    assert cfg.prune.target_flop_ratio == 1.0 and cfg.train.max_iters == 0 and cfg.train.warmup_iters == 0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import operator
 import types
 import typing
 from dataclasses import dataclass, field
@@ -387,71 +388,42 @@ def _type_error(key: str, tp: Any, value: Any, where: str) -> RtmpruneError:
     )
 
 
+# Value rules that types alone cannot express: (what the value must do, the test, the keys it applies to).
+_RANGES: tuple[tuple[str, Any, tuple[str, ...]], ...] = (
+    ("be > 0", lambda v: v > 0, (
+        "train.max_epochs", "train.val_interval", "train.log_interval", "data.batch_size",
+        "data.val_batch_size", "prune.interval", "prune.divisor", "prune.latency_threads", "deploy.divisor",
+        "model.num_keypoints", "finetune.distill.temperature",
+    )),
+    ("be >= 0", lambda v: v >= 0, (
+        "train.stage2_num_epochs", "train.warmup_iters", "data.num_workers", "train.base_lr",
+        "train.weight_decay", "finetune.distill.logit_weight", "finetune.distill.feature_weight",
+        "finetune.distill.gt_weight",
+    )),
+    ("be >= 0 or null", lambda v: v is None or v >= 0, ("train.max_iters",)),
+    ("be in (0, 1]", lambda v: 0.0 < v <= 1.0, ("prune.target_flop_ratio",)),
+    ("be [w, h]", lambda v: len(v) == 2, ("model.input_size",)),
+    ("be [N, C, H, W]", lambda v: len(v) == 4, ("prune.input_shape",)),
+    ("name a module and end with '.' (e.g. 'backbone.'), or be null",
+     lambda v: v is None or (v.endswith(".") and v != "."), ("model.checkpoint_prefix",)),
+)
+
+
 def _check_values(cfg: Config, where: str) -> None:
-    """Choices and value ranges that types alone cannot express."""
-    picks = {
-        "model.name": [cfg.model.name],
-        "data.train.type": [d.type for d in cfg.data.train],
-        "data.val.type": [cfg.data.val.type],
-        "train.amp": [cfg.train.amp],
-        "train.channels_last": [cfg.train.channels_last],
-        "prune.normalization_type": [cfg.prune.normalization_type],
-        "finetune.distill.teacher_arch": [cfg.finetune.distill.teacher_arch],
-    }
+    """Choices (`CHOICES`), value ranges (`_RANGES`) and one rule across keys."""
+    picks = {key: [operator.attrgetter(key)(cfg)] for key in CHOICES if key != "data.train.type"}
+    picks["data.train.type"] = [d.type for d in cfg.data.train]  # a list of datasets
     for key, values in picks.items():
         for value in values:
             if value not in CHOICES[key]:
                 choices = ", ".join("null" if c is None else str(c).lower() for c in CHOICES[key])
                 raise RtmpruneError(f"{where}: config key '{key}' must be one of {choices}, got {value!r}")
-    positive = {
-        "train.max_epochs": cfg.train.max_epochs,
-        "train.val_interval": cfg.train.val_interval,
-        "train.log_interval": cfg.train.log_interval,
-        "data.batch_size": cfg.data.batch_size,
-        "data.val_batch_size": cfg.data.val_batch_size,
-        "prune.interval": cfg.prune.interval,
-        "prune.divisor": cfg.prune.divisor,
-        "prune.latency_threads": cfg.prune.latency_threads,
-        "deploy.divisor": cfg.deploy.divisor,
-        "model.num_keypoints": cfg.model.num_keypoints,
-        "finetune.distill.temperature": cfg.finetune.distill.temperature,
-    }
-    for key, value in positive.items():
-        if value <= 0:
-            raise RtmpruneError(f"{where}: config key '{key}' must be > 0, got {value}")
-    nonneg = {
-        "train.stage2_num_epochs": cfg.train.stage2_num_epochs,
-        "train.warmup_iters": cfg.train.warmup_iters,
-        "data.num_workers": cfg.data.num_workers,
-        "train.base_lr": cfg.train.base_lr,
-        "train.weight_decay": cfg.train.weight_decay,
-        "finetune.distill.logit_weight": cfg.finetune.distill.logit_weight,
-        "finetune.distill.feature_weight": cfg.finetune.distill.feature_weight,
-        "finetune.distill.gt_weight": cfg.finetune.distill.gt_weight,
-    }
-    for key, value in nonneg.items():
-        if value < 0:
-            raise RtmpruneError(f"{where}: config key '{key}' must be >= 0, got {value}")
+    for rule, holds, keys in _RANGES:
+        for key in keys:
+            value = operator.attrgetter(key)(cfg)
+            if not holds(value):
+                raise RtmpruneError(f"{where}: config key '{key}' must {rule}, got {value!r}")
     distill = cfg.finetune.distill
     if distill.gt_weight == 0 and distill.logit_weight == 0 and distill.feature_weight == 0:
         raise RtmpruneError(f"{where}: config key 'finetune.distill.gt_weight' is 0 and no distillation "
                             "weight is set: nothing to learn from")
-    if cfg.train.max_iters is not None and cfg.train.max_iters < 0:
-        raise RtmpruneError(f"{where}: config key 'train.max_iters' must be >= 0, got {cfg.train.max_iters}")
-    prefix = cfg.model.checkpoint_prefix
-    if prefix is not None and (not prefix.endswith(".") or prefix == "."):
-        raise RtmpruneError(
-            f"{where}: config key 'model.checkpoint_prefix' must name a module and end with '.' (e.g. "
-            f"'backbone.'), got {prefix!r}"
-        )
-    if len(cfg.model.input_size) != 2:
-        raise RtmpruneError(
-            f"{where}: config key 'model.input_size' must be [w, h], got {cfg.model.input_size}"
-        )
-    if len(cfg.prune.input_shape) != 4:
-        raise RtmpruneError(
-            f"{where}: config key 'prune.input_shape' must be [N, C, H, W], got {cfg.prune.input_shape}"
-        )
-    if not 0.0 < cfg.prune.target_flop_ratio <= 1.0:
-        ratio = cfg.prune.target_flop_ratio
-        raise RtmpruneError(f"{where}: config key 'prune.target_flop_ratio' must be in (0, 1], got {ratio}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -101,61 +102,83 @@ def load_coco_instances(
     ``num_keypoints`` is the count stored in the file; ``keypoint_mapping`` (source, target) pairs, if given,
     convert to COCO's 17 keypoints (unmapped targets get coordinates 0 and visibility 0).
     """
-    ann_file = Path(ann_file)
-    images, annotations = _load_coco_json(ann_file)
-    instances: list[dict] = []
-    for ann in annotations:
-        if not isinstance(ann, dict) or "id" not in ann or "image_id" not in ann:
-            raise RtmpruneError(f"COCO annotation without id/image_id in {ann_file}: {ann!r:.80}")
-        if "bbox" not in ann or ann.get("category_id", 1) != 1:
-            continue  # MMPose: not a person instance
-        raw_kpts = _finite(ann.get("keypoints") or [0.0] * (num_keypoints * 3), "keypoints", ann, ann_file)
-        if raw_kpts.max() == 0 and not keep_unlabeled:
-            continue  # MMPose: not a keypoint instance
-        if raw_kpts.size != num_keypoints * 3:
+    reading = _CocoReading(Path(ann_file), str(img_dir), num_keypoints, keypoint_mapping, keep_unlabeled)
+    images, annotations = _load_coco_json(reading.ann_file)
+    instances = [inst for ann in annotations if (inst := reading.instance(ann, images)) is not None]
+    if check_files:
+        _check_images_exist(instances, reading.ann_file)
+    return instances
+
+
+@dataclass(frozen=True)
+class _CocoReading:
+    """How `load_coco_instances` reads each annotation of one file (its arguments, fixed for the file)."""
+
+    ann_file: Path
+    img_dir: str
+    num_keypoints: int
+    keypoint_mapping: Sequence[tuple[int, int]] | None
+    keep_unlabeled: bool
+
+    def _keypoints(self, ann: dict) -> np.ndarray | None:
+        """[K, 3] keypoints of a person annotation, or None when MMPose drops it as unlabelled."""
+        values = ann.get("keypoints") or [0.0] * (self.num_keypoints * 3)
+        raw = _finite(values, "keypoints", ann, self.ann_file)
+        if raw.max() == 0 and not self.keep_unlabeled:
+            return None  # MMPose: not a keypoint instance
+        if raw.size != self.num_keypoints * 3:
             raise RtmpruneError(
-                f"annotation id {ann['id']} in {ann_file} has {raw_kpts.size} keypoint values, "
-                f"expected {num_keypoints * 3} ({num_keypoints} keypoints x 3)"
+                f"annotation id {ann['id']} in {self.ann_file} has {raw.size} keypoint values, "
+                f"expected {self.num_keypoints * 3} ({self.num_keypoints} keypoints x 3)"
             )
+        return raw.reshape(self.num_keypoints, 3)
+
+    def _image(self, ann: dict, images: dict[int, dict]) -> dict:
         img = images.get(ann["image_id"])
         if img is None:
             raise RtmpruneError(
-                f"annotation id {ann['id']} in {ann_file} names unknown image_id {ann['image_id']}"
+                f"annotation id {ann['id']} in {self.ann_file} names unknown image_id {ann['image_id']}"
             )
-        kpts = raw_kpts.reshape(num_keypoints, 3)
+        return img
+
+    def instance(self, ann: Any, images: dict[int, dict]) -> dict | None:
+        """The instance record of one annotation, or None where MMPose skips it; bad input is one line."""
+        if not isinstance(ann, dict) or "id" not in ann or "image_id" not in ann:
+            raise RtmpruneError(f"COCO annotation without id/image_id in {self.ann_file}: {ann!r:.80}")
+        if "bbox" not in ann or ann.get("category_id", 1) != 1:
+            return None  # MMPose: not a person instance
+        kpts = self._keypoints(ann)
+        if kpts is None:
+            return None
+        img = self._image(ann, images)
         keypoints = kpts[:, :2].copy()
         visible = np.minimum(1.0, kpts[:, 2]).astype(np.float32)
-        n_kpts = (
-            ann["num_keypoints"] if "num_keypoints" in ann else int(np.count_nonzero(keypoints.max(axis=1)))
-        )
-        if ann.get("iscrowd", 0) or (n_kpts == 0 and not keep_unlabeled):
-            continue
+        n_kpts = ann.get("num_keypoints", None)
+        if n_kpts is None:
+            n_kpts = int(np.count_nonzero(keypoints.max(axis=1)))
+        if ann.get("iscrowd", 0) or (n_kpts == 0 and not self.keep_unlabeled):
+            return None
         w_img, h_img = img["width"], img["height"]
-        x, y, w, h = (float(v) for v in _finite(ann["bbox"], "bbox", ann, ann_file, size=4))
+        x, y, w, h = (float(v) for v in _finite(ann["bbox"], "bbox", ann, self.ann_file, size=4))
         # Clip like MMPose: to [0, W-1] x [0, H-1] (so a box touching the border loses one pixel).
         x1, x2 = np.clip([x, x + w], 0, w_img - 1)
         y1, y2 = np.clip([y, y + h], 0, h_img - 1)
         if x2 - x1 <= 0 or y2 - y1 <= 0:
-            continue
-        if keypoint_mapping is not None:
-            keypoints, visible = _map_keypoints(keypoints, visible, keypoint_mapping)
-        instances.append(
-            {
-                "img_path": os.path.join(str(img_dir), img["file_name"]),
-                "img_shape": (int(h_img), int(w_img)),
-                "image_id": ann["image_id"],
-                "id": ann["id"],
-                "bbox": np.array([x1, y1, x2, y2], dtype=np.float32),
-                "bbox_score": 1.0,
-                "keypoints": keypoints,
-                "keypoints_visible": visible,
-                "area": float(ann["area"]) if "area" in ann else float(w * h),
-                "num_keypoints": int(n_kpts),
-            }
-        )
-    if check_files:
-        _check_images_exist(instances, ann_file)
-    return instances
+            return None
+        if self.keypoint_mapping is not None:
+            keypoints, visible = _map_keypoints(keypoints, visible, self.keypoint_mapping)
+        return {
+            "img_path": os.path.join(self.img_dir, img["file_name"]),
+            "img_shape": (int(h_img), int(w_img)),
+            "image_id": ann["image_id"],
+            "id": ann["id"],
+            "bbox": np.array([x1, y1, x2, y2], dtype=np.float32),
+            "bbox_score": 1.0,
+            "keypoints": keypoints,
+            "keypoints_visible": visible,
+            "area": float(ann["area"]) if "area" in ann else float(w * h),
+            "num_keypoints": int(n_kpts),
+        }
 
 
 def _map_keypoints(

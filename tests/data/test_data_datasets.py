@@ -165,3 +165,15 @@ def test_empty_dataset(tmp_path):
     assert "empty dataset" in _one_line(err) and str(ann) in str(err.value)
     with pytest.raises(RtmpruneError, match="empty dataset"):
         CocoDataset(COCO_ANN, SAMPLES / "coco", bbox_file=COCO_DET, bbox_score_thr=1.5)
+
+
+def test_null_num_keypoints_counts_the_labelled_ones(tmp_path):
+    """A JSON null ``num_keypoints`` is counted from the keypoints, as if absent (was a crash in int())."""
+    def null_count(data):
+        data["annotations"][2]["num_keypoints"] = None
+
+    ann, img_dir = _copy_coco(tmp_path, null_count)
+    target = json.loads(ann.read_text())["annotations"][2]
+    labelled = int(np.count_nonzero(np.array(target["keypoints"], dtype=float).reshape(-1, 3)[:, :2].max(1)))
+    instance = next(i for i in CocoDataset(ann, img_dir).instances if i["id"] == target["id"])
+    assert labelled > 0 and instance["num_keypoints"] == labelled

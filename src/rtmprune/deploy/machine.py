@@ -11,6 +11,7 @@ with one thread. A report that omitted the CPU would make each number look like 
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from dataclasses import asdict, dataclass
@@ -71,6 +72,7 @@ def parse_cpuinfo(text: str) -> tuple[str, tuple[str, ...]]:
     return model, tuple(flag for flag in INT8_FEATURES if flag in flags)
 
 
+@functools.cache  # the CPU does not change under a running process: read it once, not per file or report
 def describe_machine(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> Machine:
     """This machine; where ``cpuinfo`` cannot be read (not Linux), the CPU name comes from ``platform``."""
     import onnxruntime
